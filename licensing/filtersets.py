@@ -1,0 +1,157 @@
+"""One FilterSet per list, shared by the API, the HTML lists and the report exports."""
+
+import django_filters
+from django.db.models import Q
+
+from inventory.models import OsEdition
+from licensing import models as m
+
+
+def _int_or_none(value: str):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class SearchFilterSet(django_filters.FilterSet):
+    """Adds ``q``: a free-text search across the fields ``search_q`` names."""
+
+    q = django_filters.CharFilter(method="filter_q", label="Search")
+
+    def search_q(self, value: str) -> Q:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def filter_q(self, queryset, name, value):
+        value = value.strip()
+        return queryset.filter(self.search_q(value)) if value else queryset
+
+
+class LicenseFilterSet(SearchFilterSet):
+    hostname = django_filters.CharFilter(field_name="machine__hostname", lookup_expr="iexact")
+    license_server = django_filters.ModelChoiceFilter(queryset=m.LicenseServer.objects.all())
+    os_edition = django_filters.ChoiceFilter(field_name="machine__os_edition", choices=OsEdition.choices)
+    license_program = django_filters.ChoiceFilter(
+        field_name="key_pack__license_program", choices=m.LicenseProgram.choices
+    )
+    issued_after = django_filters.DateFilter(field_name="issued_at", lookup_expr="date__gte")
+    issued_before = django_filters.DateFilter(field_name="issued_at", lookup_expr="date__lte")
+
+    class Meta:
+        model = m.License
+        fields = ["machine", "key_pack", "status", "kind", "product_version"]
+
+    def search_q(self, value):
+        query = Q(machine__hostname__istartswith=value) | Q(key_pack__agreement_number__iexact=value)
+        number = _int_or_none(value)
+        if number is not None:
+            query |= Q(pk=number) | Q(license_id=number) | Q(key_pack__key_pack_id=number)
+        return query
+
+
+class KeyPackFilterSet(SearchFilterSet):
+    class Meta:
+        model = m.KeyPack
+        fields = ["license_server", "product_version", "cal_type", "license_program", "origin"]
+
+    def search_q(self, value):
+        query = Q(agreement_number__iexact=value) | Q(description__icontains=value)
+        number = _int_or_none(value)
+        if number is not None:
+            query |= Q(key_pack_id=number) | Q(pk=number)
+        return query
+
+
+class LicenseServerFilterSet(SearchFilterSet):
+    class Meta:
+        model = m.LicenseServer
+        fields = ["windows_version", "activation_status"]
+
+    def search_q(self, value):
+        return Q(name__icontains=value) | Q(server_id__iexact=value)
+
+
+class TransferFilterSet(SearchFilterSet):
+    requested_by = django_filters.CharFilter(field_name="requested_by__username")
+    since = django_filters.DateFilter(field_name="requested_at", lookup_expr="date__gte")
+    until = django_filters.DateFilter(field_name="requested_at", lookup_expr="date__lte")
+    product_version = django_filters.ChoiceFilter(
+        field_name="license__product_version", choices=m.WindowsVersion.choices
+    )
+    license_server = django_filters.ModelChoiceFilter(
+        field_name="license__license_server", queryset=m.LicenseServer.objects.all()
+    )
+
+    class Meta:
+        model = m.TransferRequest
+        fields = ["status", "license", "source_machine", "target_machine", "reissue_request"]
+
+    def search_q(self, value):
+        query = Q(source_machine__hostname__istartswith=value) | Q(
+            target_machine__hostname__istartswith=value
+        )
+        number = _int_or_none(value)
+        if number is not None:
+            query |= Q(pk=number) | Q(license_id=number) | Q(license__license_id=number)
+        return query
+
+
+class ReissueRequestFilterSet(SearchFilterSet):
+    since = django_filters.DateFilter(field_name="called_at", lookup_expr="date__gte")
+    until = django_filters.DateFilter(field_name="called_at", lookup_expr="date__lte")
+
+    class Meta:
+        model = m.ReissueRequest
+        fields = ["status", "license_server", "product_version", "license_program"]
+
+    def search_q(self, value):
+        query = (
+            Q(confirmation_number__iexact=value)
+            | Q(agreement_number__iexact=value)
+            | Q(csc_location__icontains=value)
+            | Q(representative__icontains=value)
+        )
+        number = _int_or_none(value)
+        if number is not None:
+            query |= Q(pk=number) | Q(key_pack__key_pack_id=number)
+        return query
+
+
+class CscContactFilterSet(SearchFilterSet):
+    class Meta:
+        model = m.CscContact
+        fields = []
+
+    def search_q(self, value):
+        return Q(location__icontains=value) | Q(phone_number__icontains=value)
+
+
+class AuditEventFilterSet(SearchFilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")
+    action = django_filters.CharFilter(method="filter_action")
+    machine = django_filters.NumberFilter(method="filter_ref", label="Machine id")
+    key_pack = django_filters.NumberFilter(method="filter_ref", label="Key pack id")
+
+    class Meta:
+        model = m.AuditEvent
+        fields = ["object_type", "object_id", "actor"]
+
+    def filter_action(self, queryset, name, value):
+        # "transfer" matches every transfer.* action; "transfer.approved" only that one.
+        if "." in value:
+            return queryset.filter(action=value)
+        return queryset.filter(action__startswith=f"{value}.")
+
+    def filter_ref(self, queryset, name, value):
+        """Events that touched this machine or key pack: as their object, or in data.refs."""
+        object_type = {"machine": "clientmachine", "key_pack": "keypack"}[name]
+        pk = int(value)
+        # data.refs.<kind> is a JSON list of ids; match the id as a whole list element.
+        pattern = rf"[\[,\s]{pk}[,\]]"
+        return queryset.filter(
+            Q(object_type=object_type, object_id=str(pk)) | Q(**{f"data__refs__{name}__regex": pattern})
+        )
+
+    def search_q(self, value):
+        return Q(summary__icontains=value) | Q(actor__iexact=value) | Q(action__istartswith=value)

@@ -1,0 +1,699 @@
+"""License servers, key packs, issued CALs, transfers, CSC reissue calls and the audit trail.
+
+Counts that can be derived (a key pack's issued and available seats, a license's
+transferability) are derived, never stored, so they cannot drift. Rules that
+concurrency could break are backed by constraints here; the services in
+``licensing/services`` own the rules and their refusal codes.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, F, Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+from inventory.models import ClientMachine
+
+
+class WindowsVersion(models.TextChoices):
+    """A Windows Server release: what a license server runs, and what a CAL is for."""
+
+    WINDOWS_2000_SERVER = "windows_2000_server", "Windows 2000 Server"
+    WINDOWS_SERVER_2003 = "windows_server_2003", "Windows Server 2003"
+    WINDOWS_SERVER_2008 = "windows_server_2008", "Windows Server 2008"
+    WINDOWS_SERVER_2008_R2 = "windows_server_2008_r2", "Windows Server 2008 R2"
+    WINDOWS_SERVER_2012 = "windows_server_2012", "Windows Server 2012"
+    WINDOWS_SERVER_2012_R2 = "windows_server_2012_r2", "Windows Server 2012 R2"
+    WINDOWS_SERVER_2016 = "windows_server_2016", "Windows Server 2016"
+    WINDOWS_SERVER_2019 = "windows_server_2019", "Windows Server 2019"
+    WINDOWS_SERVER_2022 = "windows_server_2022", "Windows Server 2022"
+    WINDOWS_SERVER_2025 = "windows_server_2025", "Windows Server 2025"
+
+
+# The article's era: these servers hand Windows 2000/XP Professional clients their built-in CAL.
+VERSIONS_WITH_BUILTIN_PRO_CAL = frozenset(
+    {WindowsVersion.WINDOWS_2000_SERVER, WindowsVersion.WINDOWS_SERVER_2003}
+)
+
+
+class ActivationStatus(models.TextChoices):
+    ACTIVATED = "activated", "Activated"
+    NOT_ACTIVATED = "not_activated", "Not activated"
+
+
+class CalType(models.TextChoices):
+    PER_DEVICE = "per_device", "Per device"
+    PER_USER = "per_user", "Per user"
+
+
+class LicenseProgram(models.TextChoices):
+    RETAIL = "retail", "Retail"
+    OPEN = "open", "Open License"
+    SELECT = "select", "Select"
+    ENTERPRISE_AGREEMENT = "enterprise_agreement", "Enterprise Agreement"
+    CAMPUS = "campus", "Campus"
+    SCHOOL = "school", "School"
+    SERVICE_PROVIDER = "service_provider", "Service Provider"
+    OTHER = "other", "Other"
+
+
+class KeyPackOrigin(models.TextChoices):
+    ORIGINAL = "original", "Original (purchased)"
+    REISSUE = "reissue", "Reissue (CSC call)"
+
+
+class LicenseKind(models.TextChoices):
+    PERMANENT = "permanent", "Permanent"
+    TEMPORARY = "temporary", "Temporary (90 days)"
+
+
+class LicenseStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    TRANSFERRED = "transferred", "Transferred"
+    EXPIRED = "expired", "Expired"
+
+
+class LicenseEndReason(models.TextChoices):
+    EXPIRED_90_DAYS = "expired_90_days", "Temporary CAL reached its 90 days"
+    REPLACED_BY_PERMANENT = "replaced_by_permanent", "Replaced by a permanent CAL"
+    TRANSFERRED = "transferred", "Transferred to another machine"
+    IMPORTED = "imported", "Ended on the license server (import)"
+
+
+class TransferStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    REMOVAL_CONFIRMED = "removal_confirmed", "Removal confirmed"
+    AWAITING_REISSUE = "awaiting_reissue", "Awaiting reissue"
+    COMPLETED = "completed", "Completed"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_TRANSFER_STATUSES = (
+    TransferStatus.REQUESTED,
+    TransferStatus.APPROVED,
+    TransferStatus.REMOVAL_CONFIRMED,
+    TransferStatus.AWAITING_REISSUE,
+)
+
+
+class RemovalMethod(models.TextChoices):
+    REGISTRY_KEY_DELETED = "registry_key_deleted", "License registry key deleted"
+    MACHINE_DECOMMISSIONED = "machine_decommissioned", "Machine decommissioned"
+
+
+class ReissueStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    FULFILLED = "fulfilled", "Fulfilled"
+    DENIED = "denied", "Denied"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ReissueChannel(models.TextChoices):
+    # Article: "you can complete this reissue process only by using the telephone".
+    TELEPHONE = "telephone", "Telephone"
+
+
+class LicenseServer(models.Model):
+    name = models.CharField(max_length=128)
+    windows_version = models.CharField(max_length=32, choices=WindowsVersion.choices)
+    server_id = models.CharField("license server ID", max_length=64, blank=True)
+    activation_status = models.CharField(
+        max_length=16, choices=ActivationStatus.choices, default=ActivationStatus.NOT_ACTIVATED
+    )
+    builtin_cal_for_pro_clients = models.BooleanField(
+        "built-in CAL for Windows 2000/XP Professional clients",
+        help_text="On for Windows 2000 Server and Windows Server 2003 by default: their "
+        "Windows 2000 and XP Professional clients receive no TS CAL.",
+    )
+    location = models.CharField(max_length=128, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="license_server_name_unique_ci",
+                violation_error_message="A license server with this name already exists.",
+            ),
+            models.CheckConstraint(
+                condition=Q(windows_version__in=WindowsVersion.values),
+                name="license_server_windows_version_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(activation_status__in=ActivationStatus.values),
+                name="license_server_activation_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def default_builtin_cal(windows_version: str) -> bool:
+        return windows_version in VERSIONS_WITH_BUILTIN_PRO_CAL
+
+
+class KeyPackQuerySet(models.QuerySet):
+    def with_counts(self):
+        """Annotate ``issued_count`` and ``available_count``, derived from the licenses."""
+        return self.annotate(
+            issued_count=Count(
+                "licenses",
+                filter=Q(
+                    licenses__kind=LicenseKind.PERMANENT,
+                    licenses__status__in=(LicenseStatus.ACTIVE, LicenseStatus.TRANSFERRED),
+                ),
+            )
+        ).annotate(available_count=F("total_licenses") - F("issued_count"))
+
+
+class KeyPack(models.Model):
+    """One installation of CALs on a license server. Never deleted."""
+
+    license_server = models.ForeignKey(
+        LicenseServer, on_delete=models.PROTECT, related_name="key_packs"
+    )
+    key_pack_id = models.PositiveBigIntegerField(
+        "KeyPackId", help_text="The license server's own KeyPackId."
+    )
+    product_version = models.CharField(max_length=32, choices=WindowsVersion.choices)
+    cal_type = models.CharField(max_length=16, choices=CalType.choices)
+    license_program = models.CharField(max_length=32, choices=LicenseProgram.choices)
+    agreement_number = models.CharField(max_length=64, blank=True)
+    total_licenses = models.PositiveIntegerField()
+    installed_on = models.DateField()
+    expires_on = models.DateField(null=True, blank=True)
+    origin = models.CharField(
+        max_length=16, choices=KeyPackOrigin.choices, default=KeyPackOrigin.ORIGINAL
+    )
+    reissue_request = models.OneToOneField(
+        "ReissueRequest",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="key_pack",
+    )
+    description = models.CharField(max_length=255, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = KeyPackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["license_server_id", "key_pack_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license_server", "key_pack_id"],
+                name="key_pack_id_unique_per_server",
+                violation_error_message="This license server already has a key pack with "
+                "this KeyPackId.",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_licenses__gt=0), name="key_pack_total_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(product_version__in=WindowsVersion.values),
+                name="key_pack_product_version_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(cal_type__in=CalType.values), name="key_pack_cal_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(license_program__in=LicenseProgram.values),
+                name="key_pack_license_program_valid",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(origin=KeyPackOrigin.ORIGINAL, reissue_request__isnull=True)
+                    | Q(origin=KeyPackOrigin.REISSUE, reissue_request__isnull=False)
+                ),
+                name="key_pack_reissue_link_matches_origin",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["product_version"], name="key_pack_product_idx"),
+            models.Index(fields=["agreement_number"], name="key_pack_agreement_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"key pack {self.key_pack_id} on {self.license_server}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("keypack-detail", args=[self.pk])
+
+
+class LicenseQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status=LicenseStatus.ACTIVE)
+
+    def permanent(self):
+        return self.filter(kind=LicenseKind.PERMANENT)
+
+    def temporary(self):
+        return self.filter(kind=LicenseKind.TEMPORARY)
+
+
+class License(models.Model):
+    """An issued CAL held by one machine. Never deleted."""
+
+    license_id = models.PositiveBigIntegerField(
+        "LicenseId",
+        null=True,
+        blank=True,
+        help_text="The license server's own LicenseId, when known (imported licenses).",
+    )
+    machine = models.ForeignKey(ClientMachine, on_delete=models.PROTECT, related_name="licenses")
+    key_pack = models.ForeignKey(
+        KeyPack, on_delete=models.PROTECT, null=True, blank=True, related_name="licenses"
+    )
+    license_server = models.ForeignKey(
+        LicenseServer, on_delete=models.PROTECT, related_name="licenses"
+    )
+    product_version = models.CharField(max_length=32, choices=WindowsVersion.choices)
+    kind = models.CharField(max_length=16, choices=LicenseKind.choices)
+    status = models.CharField(
+        max_length=16, choices=LicenseStatus.choices, default=LicenseStatus.ACTIVE
+    )
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, choices=LicenseEndReason.choices, blank=True)
+    transferred_from = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="transferred_to",
+        help_text="The license this one replaced through a one-time transfer.",
+    )
+    hardware_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LicenseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=LicenseKind.values), name="license_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=LicenseStatus.values), name="license_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(product_version__in=WindowsVersion.values),
+                name="license_product_version_valid",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind=LicenseKind.PERMANENT, key_pack__isnull=False)
+                    | Q(kind=LicenseKind.TEMPORARY, key_pack__isnull=True, expires_at__isnull=False)
+                ),
+                name="license_kind_matches_source",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=LicenseStatus.TRANSFERRED, kind=LicenseKind.TEMPORARY),
+                name="license_only_permanent_transferred",
+            ),
+            # Rule 7: the license a transfer creates can never be transferred away.
+            models.CheckConstraint(
+                condition=~Q(status=LicenseStatus.TRANSFERRED, transferred_from__isnull=False),
+                name="license_transfer_product_not_transferred",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=LicenseStatus.ACTIVE, ended_at__isnull=True)
+                | (~Q(status=LicenseStatus.ACTIVE) & Q(ended_at__isnull=False)),
+                name="license_ended_at_matches_status",
+            ),
+            # Rule 4: one active permanent CAL per machine and product.
+            models.UniqueConstraint(
+                fields=["machine", "product_version"],
+                condition=Q(kind=LicenseKind.PERMANENT, status=LicenseStatus.ACTIVE),
+                name="license_one_active_permanent_per_product",
+                violation_error_message="This machine already holds an active permanent "
+                "CAL for this product.",
+            ),
+            # Rule 5: a machine gets a temporary CAL for a product only once, ever.
+            models.UniqueConstraint(
+                fields=["machine", "product_version"],
+                condition=Q(kind=LicenseKind.TEMPORARY),
+                name="license_one_temporary_per_product",
+                violation_error_message="This machine has already had a temporary CAL for "
+                "this product.",
+            ),
+            models.UniqueConstraint(
+                fields=["license_server", "license_id"],
+                condition=Q(license_id__isnull=False),
+                name="license_id_unique_per_server",
+                violation_error_message="This license server already has a license with "
+                "this LicenseId.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["key_pack", "status"], name="license_pack_status_idx"),
+            models.Index(fields=["status", "kind", "-id"], name="license_status_kind_idx"),
+            models.Index(fields=["product_version", "-id"], name="license_product_idx"),
+            models.Index(fields=["license_server", "product_version"], name="license_srv_prod_idx"),
+            models.Index(fields=["issued_at"], name="license_issued_at_idx"),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(kind=LicenseKind.TEMPORARY, status=LicenseStatus.ACTIVE),
+                name="license_temp_active_exp_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        kind = "temporary" if self.kind == LicenseKind.TEMPORARY else "permanent"
+        return f"{kind} CAL #{self.pk} ({self.get_product_version_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("license-detail", args=[self.pk])
+
+    @property
+    def transferable(self) -> bool:
+        """Rule 7, read-only: may this license still be the source of a transfer?
+
+        Open transfer requests do not make a license untransferable here; that
+        is a separate refusal (``transfer_pending``).
+        """
+        return self.transferability_reason is None
+
+    @property
+    def transferability_reason(self) -> str | None:
+        if self.kind != LicenseKind.PERMANENT:
+            return "temporary CALs cannot be transferred"
+        if self.status == LicenseStatus.TRANSFERRED:
+            return "one-time transfer used: it has been transferred away"
+        if self.status != LicenseStatus.ACTIVE:
+            return "it is no longer active"
+        if self.transferred_from_id is not None:
+            return "one-time transfer used: it is itself the product of a transfer"
+        return None
+
+
+class CscContact(models.Model):
+    """The phone book of Customer Service Center locations (article: step 1)."""
+
+    location = models.CharField(max_length=128)
+    phone_number = models.CharField(max_length=64)
+    hours = models.CharField(max_length=128, blank=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["location"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("location"),
+                Lower("phone_number"),
+                name="csc_contact_unique",
+                violation_error_message="This CSC location and phone number are already "
+                "in the phone book.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location} ({self.phone_number})"
+
+
+class ReissueRequest(models.Model):
+    """One telephone call to the CSC asking for reissued CALs. Never deleted."""
+
+    called_at = models.DateTimeField()
+    csc_contact = models.ForeignKey(
+        CscContact, on_delete=models.PROTECT, null=True, blank=True, related_name="calls"
+    )
+    csc_location = models.CharField("CSC location", max_length=128)
+    csc_phone_number = models.CharField("CSC phone number dialled", max_length=64)
+    representative = models.CharField(max_length=128, blank=True)
+    confirmation_number = models.CharField(max_length=64, blank=True)
+    channel = models.CharField(
+        max_length=16, choices=ReissueChannel.choices, default=ReissueChannel.TELEPHONE
+    )
+    license_server = models.ForeignKey(
+        LicenseServer, on_delete=models.PROTECT, related_name="reissue_requests"
+    )
+    product_version = models.CharField(max_length=32, choices=WindowsVersion.choices)
+    license_program = models.CharField(max_length=32, choices=LicenseProgram.choices)
+    agreement_number = models.CharField(max_length=64, blank=True)
+    quantity_requested = models.PositiveIntegerField()
+    quantity_granted = models.PositiveIntegerField(null=True, blank=True)
+    transfers = models.ManyToManyField(
+        "TransferRequest",
+        blank=True,
+        related_name="reissue_calls",
+        help_text="Every transfer this call covered, kept even if the call was denied.",
+    )
+    status = models.CharField(
+        max_length=16, choices=ReissueStatus.choices, default=ReissueStatus.OPEN
+    )
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    logged_at = models.DateTimeField(auto_now_add=True)
+    notes = models.TextField(blank=True)
+    decision_note = models.TextField(blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(channel=ReissueChannel.TELEPHONE),
+                name="reissue_channel_is_telephone",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ReissueStatus.values), name="reissue_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity_requested__gt=0), name="reissue_quantity_requested_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=ReissueStatus.FULFILLED, quantity_granted__gt=0)
+                | (~Q(status=ReissueStatus.FULFILLED) & Q(quantity_granted__isnull=True)),
+                name="reissue_granted_iff_fulfilled",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "called_at"], name="reissue_status_called_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"CSC call #{self.pk} ({self.called_at:%Y-%m-%d})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("reissuerequest-detail", args=[self.pk])
+
+
+class TransferRequest(models.Model):
+    """Moving one permanent CAL to another machine, once, along the article's steps."""
+
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="transfer_requests")
+    source_machine = models.ForeignKey(
+        ClientMachine, on_delete=models.PROTECT, related_name="transfers_out"
+    )
+    target_machine = models.ForeignKey(
+        ClientMachine, on_delete=models.PROTECT, related_name="transfers_in"
+    )
+    reason = models.TextField()
+    status = models.CharField(
+        max_length=24, choices=TransferStatus.choices, default=TransferStatus.REQUESTED
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    removal_method = models.CharField(max_length=32, choices=RemovalMethod.choices, blank=True)
+    removal_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    removal_confirmed_at = models.DateTimeField(null=True, blank=True)
+    reissue_request = models.ForeignKey(
+        ReissueRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="current_transfers",
+        help_text="The CSC call this transfer is waiting on, or was completed by.",
+    )
+    resulting_license = models.OneToOneField(
+        License,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="produced_by_transfer",
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=TransferStatus.values), name="transfer_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(source_machine=F("target_machine")),
+                name="transfer_target_differs_from_source",
+            ),
+            # Rule 8 (four eyes), as the database's last word.
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True) | ~Q(approved_by=F("requested_by")),
+                name="transfer_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=TransferStatus.COMPLETED)
+                | Q(resulting_license__isnull=False, completed_at__isnull=False),
+                name="transfer_completed_has_result",
+            ),
+            models.CheckConstraint(
+                condition=~Q(
+                    status__in=(
+                        TransferStatus.REMOVAL_CONFIRMED,
+                        TransferStatus.AWAITING_REISSUE,
+                        TransferStatus.COMPLETED,
+                    )
+                )
+                | Q(removal_confirmed_at__isnull=False) & ~Q(removal_method=""),
+                name="transfer_removal_recorded",
+            ),
+            # Rule 7: at most one open request per license ...
+            models.UniqueConstraint(
+                fields=["license"],
+                condition=Q(status__in=OPEN_TRANSFER_STATUSES),
+                name="transfer_one_open_per_license",
+                violation_error_message="This license already has an open transfer request.",
+            ),
+            # ... and at most one completed transfer per source license.
+            models.UniqueConstraint(
+                fields=["license"],
+                condition=Q(status=TransferStatus.COMPLETED),
+                name="transfer_one_completed_per_license",
+                violation_error_message="This license has already been transferred.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="transfer_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"transfer #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("transfer-detail", args=[self.pk])
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_TRANSFER_STATUSES
+
+
+class AuditChainHead(models.Model):
+    """A single row that serialises writers of the audit chain (locked FOR UPDATE)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_sequence = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="audit_head_singleton")]
+
+    def __str__(self) -> str:
+        return f"audit chain head at #{self.last_sequence}"
+
+
+class AuditEvent(models.Model):
+    """Append-only, hash-chained record of every change (DOMAIN.md rules 10 and 11)."""
+
+    sequence = models.PositiveBigIntegerField(unique=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=150, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    summary = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["sequence"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action} {self.object_type}:{self.object_id}"
+
+
+class AlertRecord(models.Model):
+    """An alert that was sent, so it is sent once per object and threshold."""
+
+    kind = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    threshold = models.CharField(max_length=32)
+    sent_at = models.DateTimeField(auto_now_add=True)
+    recipients = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "object_type", "object_id", "threshold"],
+                name="alert_once_per_object_threshold",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} alert for {self.object_type}:{self.object_id} ({self.threshold})"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ExportJob(models.Model):
+    """A report written in the background; its file is kept for EXPORT_RETENTION."""
+
+    report = models.CharField(max_length=32)
+    format = models.CharField(max_length=8)
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    rows = models.PositiveBigIntegerField(default=0)
+    file_path = models.CharField(max_length=512, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__lte=100), name="export_progress_at_most_100"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.report}.{self.format} export #{self.pk} ({self.status})"

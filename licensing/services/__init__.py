@@ -1,0 +1,1 @@
+"""Business rules of the portal. Views, serializers, forms and tasks call these; nothing else writes."""

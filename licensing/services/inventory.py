@@ -1,0 +1,138 @@
+"""License servers, key packs and CSC contacts."""
+
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from licensing.models import (
+    CscContact,
+    KeyPack,
+    KeyPackOrigin,
+    License,
+    LicenseKind,
+    LicenseServer,
+    LicenseStatus,
+)
+from licensing.services.common import create_validated, update_validated
+from licensing.services.locks import lock_one
+from portal.errors import DomainError
+
+LICENSE_SERVER_FIELDS = (
+    "name", "windows_version", "server_id", "activation_status",
+    "builtin_cal_for_pro_clients", "location", "notes",
+)
+KEY_PACK_EDITABLE_FIELDS = (
+    "key_pack_id", "license_program", "agreement_number", "total_licenses", "installed_on",
+    "expires_on", "description", "notes", "product_version", "cal_type",
+)
+# Issued CALs copy these from their pack; once a pack has issued, they are fixed.
+KEY_PACK_FIELDS_FIXED_ONCE_ISSUED = ("product_version", "cal_type")
+CSC_CONTACT_FIELDS = ("location", "phone_number", "hours", "notes")
+
+
+def license_server_create(*, actor, **fields) -> LicenseServer:
+    if fields.get("builtin_cal_for_pro_clients") is None:
+        fields["builtin_cal_for_pro_clients"] = LicenseServer.default_builtin_cal(
+            fields.get("windows_version")
+        )
+    with transaction.atomic():
+        return create_validated(
+            instance=LicenseServer(**fields), actor=actor, action="license_server.created",
+            summary=f"License server {fields.get('name')} added.",
+        )
+
+
+def license_server_update(*, license_server: LicenseServer, actor, data: dict) -> LicenseServer:
+    with transaction.atomic():
+        server = lock_one(LicenseServer.objects, license_server.pk)
+        server, _ = update_validated(
+            instance=server, data=data, fields=LICENSE_SERVER_FIELDS, actor=actor,
+            action="license_server.updated", summary=f"License server {server.name} edited.",
+        )
+    return server
+
+
+def issued_count(key_pack: KeyPack) -> int:
+    return License.objects.filter(
+        key_pack=key_pack,
+        kind=LicenseKind.PERMANENT,
+        status__in=(LicenseStatus.ACTIVE, LicenseStatus.TRANSFERRED),
+    ).count()
+
+
+def key_pack_install(
+    *,
+    actor,
+    license_server: LicenseServer,
+    key_pack_id: int,
+    product_version: str,
+    cal_type: str,
+    license_program: str,
+    total_licenses: int,
+    installed_on: date,
+    agreement_number: str = "",
+    expires_on: date | None = None,
+    description: str = "",
+    notes: str = "",
+) -> KeyPack:
+    """Record a purchased key pack installed on a license server (origin ``original``)."""
+    pack = KeyPack(
+        license_server=license_server, key_pack_id=key_pack_id, product_version=product_version,
+        cal_type=cal_type, license_program=license_program, total_licenses=total_licenses,
+        installed_on=installed_on, agreement_number=agreement_number, expires_on=expires_on,
+        description=description, notes=notes, origin=KeyPackOrigin.ORIGINAL,
+    )
+    with transaction.atomic():
+        return create_validated(
+            instance=pack, actor=actor, action="key_pack.installed",
+            summary=f"Key pack {key_pack_id} ({total_licenses} {pack.get_cal_type_display()} "
+            f"CALs, {pack.get_product_version_display()}) installed on {license_server.name}.",
+        )
+
+
+def key_pack_update(*, key_pack: KeyPack, actor, data: dict) -> KeyPack:
+    """Edit a key pack. Its total never drops below what it has issued (``below_issued``)."""
+    with transaction.atomic():
+        pack = lock_one(KeyPack.objects.select_related("license_server"), key_pack.pk)
+        issued = issued_count(pack)
+        total = data.get("total_licenses", pack.total_licenses)
+        if total is not None and total < issued:
+            raise DomainError(
+                "below_issued",
+                f"Key pack {pack.key_pack_id} on {pack.license_server.name} has issued "
+                f"{issued} licenses; its total cannot go down to {total}.",
+            )
+        if issued:
+            fixed = {
+                f: f"It cannot change once the pack has issued licenses ({issued} issued)."
+                for f in KEY_PACK_FIELDS_FIXED_ONCE_ISSUED
+                if f in data and data[f] != getattr(pack, f)
+            }
+            if fixed:
+                raise ValidationError(fixed)
+        pack, _ = update_validated(
+            instance=pack, data=data, fields=KEY_PACK_EDITABLE_FIELDS, actor=actor,
+            action="key_pack.updated",
+            summary=f"Key pack {pack.key_pack_id} on {pack.license_server.name} edited.",
+        )
+    return pack
+
+
+def csc_contact_create(*, actor, **fields) -> CscContact:
+    with transaction.atomic():
+        return create_validated(
+            instance=CscContact(**fields), actor=actor, action="csc_contact.created",
+            summary=f"CSC contact {fields.get('location')} ({fields.get('phone_number')}) added.",
+        )
+
+
+def csc_contact_update(*, contact: CscContact, actor, data: dict) -> CscContact:
+    with transaction.atomic():
+        contact = lock_one(CscContact.objects, contact.pk)
+        contact, _ = update_validated(
+            instance=contact, data=data, fields=CSC_CONTACT_FIELDS, actor=actor,
+            action="csc_contact.updated", summary=f"CSC contact {contact.location} edited.",
+        )
+    return contact
+
