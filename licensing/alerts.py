@@ -1,0 +1,123 @@
+"""Alerts by email, each sent once per object and threshold (recorded in AlertRecord)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from licensing.models import (
+    OPEN_TRANSFER_STATUSES,
+    AlertRecord,
+    License,
+    LicenseKind,
+    LicenseStatus,
+    ReissueRequest,
+    ReissueStatus,
+    TransferRequest,
+)
+from licensing.selectors import EXPIRY_WARNING_DAYS
+
+STALE_CALL_DAYS = 30
+
+
+def _not_yet_alerted(objects, kind: str, threshold: str) -> list:
+    objects = list(objects)
+    sent = set(
+        AlertRecord.objects.filter(
+            kind=kind, threshold=threshold, object_id__in=[str(o.pk) for o in objects]
+        ).values_list("object_id", flat=True)
+    )
+    return [o for o in objects if str(o.pk) not in sent]
+
+
+def _claim(kind: str, object_type: str, object_id, threshold: str, recipients) -> bool:
+    """Record that this alert goes out; False when it already went (or is going) out."""
+    try:
+        with transaction.atomic():
+            AlertRecord.objects.create(
+                kind=kind, object_type=object_type, object_id=str(object_id),
+                threshold=threshold, recipients=", ".join(recipients),
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def _send(subject: str, lines: list[str], recipients) -> None:
+    send_mail(
+        subject=subject,
+        message="\n".join(lines) + "\n",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=list(recipients),
+    )
+
+
+def alert_expiring_temporary_licenses(*, now=None) -> int:
+    """Temporary CALs ending within 14 days on machines still without a permanent CAL for
+    that product (typically waiting for a CSC reissue). Returns how many were alerted."""
+    now = now or timezone.now()
+    recipients = settings.PORTAL_ALERT_RECIPIENTS
+    if not recipients:
+        return 0
+    threshold = f"{EXPIRY_WARNING_DAYS}d"
+    candidates = (
+        License.objects.filter(
+            kind=LicenseKind.TEMPORARY, status=LicenseStatus.ACTIVE,
+            expires_at__lte=now + timedelta(days=EXPIRY_WARNING_DAYS),
+        )
+        .select_related("machine", "license_server")
+        .order_by("expires_at")
+    )
+    awaiting = set(
+        TransferRequest.objects.filter(status__in=OPEN_TRANSFER_STATUSES)
+        .values_list("target_machine_id", flat=True)
+    )
+    with transaction.atomic():
+        lines = []
+        for license in _not_yet_alerted(candidates, "temporary_expiring", threshold):
+            if not _claim("temporary_expiring", "license", license.pk, threshold, recipients):
+                continue
+            waiting = " (waiting for a reissue)" if license.machine_id in awaiting else ""
+            lines.append(
+                f"- {license.machine.hostname}{waiting}: temporary CAL #{license.pk} for "
+                f"{license.get_product_version_display()} on {license.license_server.name} "
+                f"expires {license.expires_at:%Y-%m-%d %H:%M} UTC"
+            )
+        if lines:
+            # Sent inside the transaction: if the mail fails, the records roll back and the
+            # next run tries again.
+            _send(
+                f"[TS CAL portal] {len(lines)} temporary CAL(s) expire within {EXPIRY_WARNING_DAYS} days",
+                ["These machines run on a temporary CAL that ends soon:", "", *lines], recipients,
+            )
+    return len(lines)
+
+
+def alert_stale_reissue_requests(*, now=None) -> int:
+    """CSC calls still open more than 30 days after the call."""
+    now = now or timezone.now()
+    recipients = settings.PORTAL_ALERT_RECIPIENTS
+    if not recipients:
+        return 0
+    threshold = f"{STALE_CALL_DAYS}d"
+    calls = ReissueRequest.objects.filter(
+        status=ReissueStatus.OPEN, called_at__lte=now - timedelta(days=STALE_CALL_DAYS)
+    ).select_related("license_server").order_by("called_at")
+    with transaction.atomic():
+        lines = []
+        for call in _not_yet_alerted(calls, "reissue_stale", threshold):
+            if not _claim("reissue_stale", "reissuerequest", call.pk, threshold, recipients):
+                continue
+            lines.append(
+                f"- CSC call #{call.pk} to {call.csc_location} on {call.called_at:%Y-%m-%d} "
+                f"({call.quantity_requested} {call.get_product_version_display()} CALs for "
+                f"{call.license_server.name}, confirmation {call.confirmation_number or 'none'})"
+            )
+        if lines:
+            _send(
+                f"[TS CAL portal] {len(lines)} CSC reissue call(s) open for over {STALE_CALL_DAYS} days",
+                ["These reissue calls have had no reissued key pack installed:", "", *lines], recipients,
+            )
+    return len(lines)

@@ -1,0 +1,41 @@
+"""Celery tasks. They take ids (or nothing), re-read the rows, call a service, and are
+safe to run twice or at the same time. The beat schedule is in portal/settings.py."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from licensing import alerts
+from licensing.models import License, LicenseKind, LicenseStatus
+from licensing.services.licenses import license_expire_temporary
+
+
+def expire_due_temporary_licenses(*, now=None) -> int:
+    """Mark every temporary CAL past its 90 days expired, each with its audit event."""
+    now = now or timezone.now()
+    due = (
+        License.objects.filter(
+            kind=LicenseKind.TEMPORARY, status=LicenseStatus.ACTIVE, expires_at__lte=now
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    expired = 0
+    for pk in due.iterator(chunk_size=1000):
+        if license_expire_temporary(license=License(pk=pk), now=now):
+            expired += 1
+    return expired
+
+
+@shared_task(name="licensing.tasks.expire_temporary_licenses")
+def expire_temporary_licenses() -> int:
+    return expire_due_temporary_licenses()
+
+
+@shared_task(name="licensing.tasks.alert_expiring_temporary_licenses")
+def alert_expiring_temporary_licenses() -> int:
+    return alerts.alert_expiring_temporary_licenses()
+
+
+@shared_task(name="licensing.tasks.alert_stale_reissue_requests")
+def alert_stale_reissue_requests() -> int:
+    return alerts.alert_stale_reissue_requests()
