@@ -5,3 +5,8 @@ class LicensingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "licensing"
     verbose_name = "TS licensing"
+
+    def ready(self):
+        from licensing import signals
+
+        signals.connect()

@@ -1,0 +1,314 @@
+"""Writing reports to CSV and XLSX, in a response or in the background.
+
+CSV streams: rows come from a chunked iterator and go out in small blocks, so
+memory stays flat as rows grow. XLSX is written by XlsxWriter in
+``constant_memory`` mode, row by row, to a file. In both formats a text cell that a
+spreadsheet would read as a formula is neutralised (OWASP: prefix a single quote).
+
+Background exports are ``ExportJob`` rows worked by the ``run_export`` task; the
+beat schedule names the tasks by their ``licensing.tasks.*`` names.
+"""
+
+import csv
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+
+import xlsxwriter
+from celery import shared_task
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from licensing.models import ExportJob, ExportStatus
+from licensing.reports import LIST_ONLY_PARAMS, REPORTS, Report, get_report
+from licensing.services.audit import SYSTEM_ACTOR, actor_name, audit_record, audit_verify_chain
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("csv", "xlsx")
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+# Leading characters that make a spreadsheet evaluate a cell (OWASP CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+CSV_BLOCK_ROWS = 500
+# Excel's last row is 1,048,576; longer reports continue on a further sheet.
+XLSX_MAX_DATA_ROWS = 1_048_575
+PROGRESS_EVERY_ROWS = 2000
+
+
+def neutralise(value):
+    """A text cell that starts like a formula gets a leading quote; other values pass."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def export_filename(report: Report, fmt: str, moment=None) -> str:
+    moment = moment or timezone.now()
+    return f"{report.name}-{moment:%Y%m%d-%H%M%S}.{fmt}"
+
+
+class _LineBuffer:
+    """A file-like object whose ``write`` hands back the line csv.writer formatted."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_chunks(report: Report, filters: Mapping[str, str], *, rows: Iterable[tuple] | None = None
+               ) -> Iterator[str]:
+    """The report as CSV text, in blocks of a few hundred rows (for streaming)."""
+    writer = csv.writer(_LineBuffer())
+    yield writer.writerow(report.headers)
+    block = []
+    for row in rows if rows is not None else report.rows(filters):
+        block.append(writer.writerow([neutralise(v) for v in row]))
+        if len(block) >= CSV_BLOCK_ROWS:
+            yield "".join(block)
+            block = []
+    if block:
+        yield "".join(block)
+
+
+def _counting(rows: Iterable[tuple], on_row: Callable[[int], None] | None) -> Iterator[tuple]:
+    count = 0
+    for row in rows:
+        yield row
+        count += 1
+        if on_row is not None and count % PROGRESS_EVERY_ROWS == 0:
+            on_row(count)
+
+
+def write_csv(report: Report, filters: Mapping[str, str], path: Path, *,
+              on_row: Callable[[int], None] | None = None) -> int:
+    """Write the report to ``path`` as CSV; returns the number of data rows."""
+    written = 0
+
+    def rows():
+        nonlocal written
+        for row in _counting(report.rows(filters), on_row):
+            written += 1
+            yield row
+
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        for chunk in csv_chunks(report, filters, rows=rows()):
+            handle.write(chunk)
+    return written
+
+
+def write_xlsx(report: Report, filters: Mapping[str, str], path: Path, *,
+               on_row: Callable[[int], None] | None = None) -> int:
+    """Write the report to ``path`` as XLSX, row by row (constant memory)."""
+    workbook = xlsxwriter.Workbook(
+        str(path), {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    )
+    try:
+        header_format = workbook.add_format({"bold": True, "bg_color": "#DDE4EE", "border": 1})
+        sheet_number = 0
+        sheet = None
+        sheet_row = XLSX_MAX_DATA_ROWS
+        written = 0
+        for row in _counting(report.rows(filters), on_row):
+            if sheet_row >= XLSX_MAX_DATA_ROWS:
+                sheet_number += 1
+                sheet = _new_sheet(workbook, report, sheet_number, header_format)
+                sheet_row = 0
+            sheet_row += 1
+            for col, value in enumerate(row):
+                value = neutralise(value)
+                if isinstance(value, str):
+                    sheet.write_string(sheet_row, col, value)
+                elif value is not None:
+                    sheet.write_number(sheet_row, col, value)
+            written += 1
+        if sheet is None:
+            _new_sheet(workbook, report, 1, header_format)
+    finally:
+        workbook.close()
+    return written
+
+
+def _new_sheet(workbook, report: Report, number: int, header_format):
+    # Sheet names are at most 31 characters and may not hold []:*?/\
+    base = report.title[:24]
+    sheet = workbook.add_worksheet(base if number == 1 else f"{base} ({number})")
+    for col, column in enumerate(report.columns):
+        sheet.set_column(col, col, column.width)
+        sheet.write_string(0, col, column.header, header_format)
+    sheet.freeze_panes(1, 0)
+    return sheet
+
+
+WRITERS = {"csv": write_csv, "xlsx": write_xlsx}
+
+
+def write_report(report: Report, fmt: str, filters: Mapping[str, str], path: Path, *,
+                 on_row: Callable[[int], None] | None = None) -> int:
+    return WRITERS[fmt](report, filters, path, on_row=on_row)
+
+
+def validate_export(*, report: str, format: str, filters: Mapping) -> tuple[Report, dict[str, str]]:
+    """Check the report name, the format and the filters; return the report and clean filters.
+
+    Raises ``ValidationError`` naming ``report``, ``format`` or ``filters``, or
+    ``InvalidFilters`` with the FilterSet's own errors, keyed by filter name.
+    """
+    found = get_report(report)
+    if found is None:
+        raise ValidationError(
+            {"report": f"Unknown report {report!r}; choose one of {', '.join(REPORTS)}."}
+        )
+    if format not in FORMATS:
+        raise ValidationError({"format": f"Unknown format {format!r}; choose csv or xlsx."})
+    if not isinstance(filters, Mapping):
+        raise ValidationError({"filters": "Give the filters as an object of name: value."})
+    unknown = sorted(set(filters) - set(found.filter_names) - LIST_ONLY_PARAMS)
+    if unknown:
+        raise ValidationError(
+            {"filters": f"The {found.name} report has no filter {', '.join(unknown)}; its filters are "
+             f"{', '.join(found.filter_names)}."}
+        )
+    cleaned = found.clean_filters(filters)
+    found.validate(cleaned)
+    return found, cleaned
+
+
+def _export_summary(report: Report, fmt: str, filters: Mapping[str, str], actor, what: str) -> str:
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(filters.items()))
+    return (f"{report.title} {what} as {fmt.upper()} by {actor_name(actor)}"
+            + (f" with filters {shown}." if shown else " without filters."))
+
+
+def audit_export(*, actor, report: Report, fmt: str, filters: Mapping[str, str], **extra) -> None:
+    """The ``report.exported`` event, in its own transaction."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="report.exported",
+            object_type="report",
+            object_id=report.name,
+            summary=_export_summary(report, fmt, filters, actor, "exported"),
+            data={"report": report.name, "format": fmt, "filters": dict(filters), **extra},
+        )
+
+
+def export_start(*, report: str, format: str, filters: Mapping, actor) -> ExportJob:
+    """Queue a background export. The job is created, and the export audited, in one
+    transaction; the task is sent only after it commits."""
+    found, cleaned = validate_export(report=report, format=format, filters=filters)
+    with transaction.atomic():
+        job = ExportJob.objects.create(
+            report=found.name, format=format, filters=cleaned, requested_by=actor
+        )
+        audit_record(
+            actor=actor,
+            action="report.exported",
+            obj=job,
+            summary=_export_summary(found, format, cleaned, actor, f"export #{job.pk} started"),
+            data={"report": found.name, "format": format, "filters": cleaned, "background": True},
+        )
+        transaction.on_commit(lambda: run_export.delay(job.pk))
+    return job
+
+
+def export_path(job: ExportJob) -> Path:
+    return Path(settings.EXPORT_ROOT) / f"export-{job.pk}-{job.report}.{job.format}"
+
+
+def _claim(job_id: int) -> ExportJob | None:
+    """Mark the job running, unless it is already finished (then the retry does nothing)."""
+    now = timezone.now()
+    claimed = ExportJob.objects.filter(
+        pk=job_id, status__in=(ExportStatus.PENDING, ExportStatus.RUNNING)
+    ).update(status=ExportStatus.RUNNING, started_at=now, progress=0, rows=0, error="")
+    return ExportJob.objects.get(pk=job_id) if claimed else None
+
+
+@shared_task(name="licensing.tasks.run_export", acks_late=True)
+def run_export(job_id: int) -> str:
+    """Write one export job's file. Safe to run twice: a finished job is left alone,
+    and a job found running (a worker died mid-way) is written again from the start."""
+    job = _claim(job_id)
+    if job is None:
+        return "skipped"
+    report = get_report(job.report)
+    target = export_path(job)
+    partial = target.with_name(target.name + ".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        total = max(report.count(job.filters), 1)
+
+        def on_row(done: int) -> None:
+            ExportJob.objects.filter(pk=job.pk).update(
+                progress=min(99, done * 100 // total), rows=done
+            )
+
+        rows = write_report(report, job.format, job.filters, partial, on_row=on_row)
+        os.replace(partial, target)
+    except Exception as exc:
+        logger.exception("Export #%s (%s.%s) failed", job.pk, job.report, job.format)
+        partial.unlink(missing_ok=True)
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
+        return "failed"
+    finished = timezone.now()
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportStatus.DONE, progress=100, rows=rows, file_path=str(target),
+        finished_at=finished, expires_at=finished + settings.EXPORT_RETENTION,
+    )
+    return "done"
+
+
+@shared_task(name="licensing.tasks.purge_expired_exports")
+def purge_expired_exports(now=None) -> int:
+    """Delete the files of finished exports past their retention; the job rows stay."""
+    now = now or timezone.now()
+    purged = 0
+    expired = ExportJob.objects.filter(expires_at__lte=now).exclude(file_path="")
+    for job in expired.only("pk", "file_path").iterator(chunk_size=500):
+        Path(job.file_path).unlink(missing_ok=True)
+        ExportJob.objects.filter(pk=job.pk).update(file_path="")
+        purged += 1
+    return purged
+
+
+@shared_task(name="licensing.tasks.verify_audit_chain")
+def verify_audit_chain() -> dict:
+    """The daily check of the audit chain. A break is mailed to the alert recipients
+    and recorded in the trail itself."""
+    result = audit_verify_chain()
+    if result.ok:
+        return {"ok": True, "events": result.events}
+    message = (
+        f"The audit trail does not verify: {result.reason}. "
+        f"First event that does not verify: #{result.first_bad_sequence}. "
+        f"{result.events} events were checked. Run `python manage.py verify_audit` for details."
+    )
+    recipients = list(settings.PORTAL_ALERT_RECIPIENTS)
+    if recipients:
+        send_mail(
+            subject=f"[TS CAL portal] Audit chain broken at event #{result.first_bad_sequence}",
+            message=message,
+            from_email=None,
+            recipient_list=recipients,
+        )
+    with transaction.atomic():
+        audit_record(
+            actor=SYSTEM_ACTOR,
+            action="audit.verification_failed",
+            object_type="auditevent",
+            object_id=str(result.first_bad_sequence),
+            summary=message,
+            data={"first_bad_sequence": result.first_bad_sequence, "events": result.events,
+                  "reason": result.reason, "alerted": recipients},
+        )
+    logger.error(message)
+    return {"ok": False, "events": result.events, "first_bad_sequence": result.first_bad_sequence}

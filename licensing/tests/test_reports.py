@@ -1,0 +1,232 @@
+import csv
+import io
+from datetime import UTC, timedelta
+
+import openpyxl
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from licensing.models import AuditEvent, RemovalMethod, WindowsVersion
+from licensing.reports import REPORTS
+from licensing.services.licenses import license_issue_permanent, license_issue_temporary
+from licensing.services.reissue import reissue_log_call
+from licensing.services.transfers import (
+    transfer_approve,
+    transfer_confirm_removal,
+    transfer_file,
+    transfer_reject,
+)
+from licensing.tests.factories import KeyPackFactory, LicenseServerFactory, MachineFactory
+
+INJECTION = "=HYPERLINK(\"http://evil.example/\",\"click\")"
+
+
+def client_for(user=None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def download(client, name, fmt, **params):
+    response = client.get(f"/api/v1/reports/{name}.{fmt}", params)
+    assert response.status_code == 200, getattr(response, "data", response)
+    assert response["Content-Disposition"].startswith("attachment; filename=")
+    assert f".{fmt}" in response["Content-Disposition"]
+    body = b"".join(response.streaming_content)
+    return read_table(body, fmt)
+
+
+def read_table(body: bytes, fmt: str) -> list[list[str]]:
+    """The file's header and rows, every cell as text (empty cells as '')."""
+    if fmt == "csv":
+        return list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    workbook = openpyxl.load_workbook(io.BytesIO(body), read_only=True)
+    sheet = workbook.worksheets[0]
+    rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    workbook.close()
+    return rows
+
+
+def as_dicts(table):
+    header, *rows = table
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+@pytest.fixture
+def portfolio(admin_user, second_admin, requester, server, key_pack, machine):
+    """Licenses on two servers, a temporary CAL, a transfer on a CSC call and a rejected one."""
+    other_server = LicenseServerFactory(name="TSLS-BRANCH", windows_version=WindowsVersion.WINDOWS_SERVER_2008,
+                                        builtin_cal_for_pro_clients=False)
+    other_pack = KeyPackFactory(license_server=other_server, key_pack_id=9001,
+                                product_version=WindowsVersion.WINDOWS_SERVER_2008, total_licenses=3)
+    m2, m3, m4, m5, m6 = (MachineFactory(hostname=f"ws-report-{i}") for i in range(2, 7))
+    lic1 = license_issue_permanent(machine=machine, key_pack=key_pack, actor=admin_user)
+    lic2 = license_issue_permanent(machine=m2, key_pack=key_pack, actor=admin_user)
+    lic3 = license_issue_permanent(machine=m3, key_pack=other_pack, actor=second_admin)
+    temp = license_issue_temporary(machine=m4, license_server=server,
+                                   product_version=WindowsVersion.WINDOWS_SERVER_2003, actor=admin_user)
+    moving = transfer_file(license=lic1, target_machine=m5, reason=INJECTION, actor=requester)
+    transfer_approve(transfer=moving, actor=admin_user)
+    transfer_confirm_removal(transfer=moving, actor=admin_user, method=RemovalMethod.REGISTRY_KEY_DELETED)
+    call = reissue_log_call(
+        actor=admin_user, called_at=timezone.now(), license_server=server,
+        product_version=WindowsVersion.WINDOWS_SERVER_2003, license_program="select",
+        quantity_requested=1, transfers=[moving], csc_location="North America",
+        csc_phone_number="+1 888 571 2048", confirmation_number="C-1",
+    )
+    refused = transfer_file(license=lic2, target_machine=m6, reason="Replaced", actor=admin_user)
+    transfer_reject(transfer=refused, actor=second_admin, note="Not needed")
+    return {
+        "licenses": (lic1, lic2, lic3), "temporary": temp, "other_server": other_server,
+        "other_pack": other_pack, "transfer": moving, "rejected": refused, "call": call,
+    }
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize("name", list(REPORTS))
+def test_each_report_downloads_with_human_headers(portfolio, auditor, name, fmt):
+    table = download(client_for(auditor), name, fmt)
+    assert table[0] == REPORTS[name].headers
+    assert len(table) > 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_licenses_report_lists_active_licenses_and_filters(portfolio, admin_user, fmt):
+    client = client_for(admin_user)
+    rows = as_dicts(download(client, "licenses", fmt))
+    lic1, lic2, lic3 = portfolio["licenses"]
+    assert sorted(int(r["License"]) for r in rows) == sorted(
+        [lic1.pk, lic2.pk, lic3.pk, portfolio["temporary"].pk]
+    )
+    rows = as_dicts(download(client, "licenses", fmt, license_server=portfolio["other_server"].pk))
+    assert [r["Host name"] for r in rows] == ["ws-report-3"]
+    assert rows[0]["Product version"] == "Windows Server 2008"
+    assert rows[0]["KeyPackId"] == "9001"
+    assert rows[0]["Issued at"] == lic3.issued_at.astimezone(UTC).isoformat(timespec="seconds")
+    rows = as_dicts(download(client, "licenses", fmt, kind="temporary"))
+    assert [r["Kind"] for r in rows] == ["Temporary (90 days)"]
+    assert rows[0]["Expires at"].startswith(portfolio["temporary"].expires_at.date().isoformat())
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_audit_trail_report_filters_by_action_and_actor(portfolio, admin_user, fmt):
+    client = client_for(admin_user)
+    rows = as_dicts(download(client, "audit-trail", fmt, action="transfer", actor="bob"))
+    assert [r["Action"] for r in rows] == ["transfer.rejected"]
+    rows = as_dicts(download(client, "audit-trail", fmt, key_pack=portfolio["other_pack"].pk))
+    assert [r["Action"] for r in rows] == ["license.issued"]
+    event = AuditEvent.objects.get(action="license.issued", data__refs__key_pack=[portfolio["other_pack"].pk])
+    assert rows[0]["Hash"] == event.hash
+    assert rows[0]["Occurred at"] == event.occurred_at.astimezone(UTC).isoformat(
+        timespec="microseconds")
+
+
+def test_audit_trail_report_time_window(portfolio, admin_user):
+    future = (timezone.now() + timedelta(days=1)).isoformat()
+    table = download(client_for(admin_user), "audit-trail", "csv", since=future)
+    assert table == [REPORTS["audit-trail"].headers]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_compliance_report_per_server_and_product(portfolio, admin_user, fmt):
+    client = client_for(admin_user)
+    rows = as_dicts(download(client, "compliance", fmt))
+    assert [(r["License server"], r["Product version"]) for r in rows] == [
+        ("TSLS-BRANCH", "Windows Server 2008"), ("TSLS-HQ", "Windows Server 2003"),
+    ]
+    rows = as_dicts(download(client, "compliance", fmt, product_version="windows_server_2003"))
+    assert len(rows) == 1
+    hq = rows[0]
+    assert (hq["Installed"], hq["Issued"], hq["Available"]) == ("5", "2", "3")
+    assert (hq["Temporary CALs active"], hq["Temporary CALs expiring within 14 days"]) == ("1", "0")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_transfers_report_filters_by_status(portfolio, admin_user, fmt):
+    client = client_for(admin_user)
+    rows = as_dicts(download(client, "transfers", fmt))
+    assert [int(r["Transfer"]) for r in rows] == [portfolio["transfer"].pk, portfolio["rejected"].pk]
+    rows = as_dicts(download(client, "transfers", fmt, status="rejected"))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["Status"], row["Source host name"], row["Target host name"]) == (
+        "Rejected", "ws-report-2", "ws-report-6")
+    assert (row["Requested by"], row["Closed by"], row["Decision note"]) == ("alice", "bob", "Not needed")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_reissue_requests_report_lists_covered_transfers(portfolio, admin_user, fmt):
+    client = client_for(admin_user)
+    rows = as_dicts(download(client, "reissue-requests", fmt, status="open"))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["CSC call"] == str(portfolio["call"].pk)
+    assert row["Transfers covered"] == str(portfolio["transfer"].pk)
+    assert row["Channel"] == "Telephone"
+    # A leading '+' is a formula trigger: the phone number is neutralised too.
+    assert row["CSC phone number"] == "'+1 888 571 2048"
+    assert as_dicts(download(client, "reissue-requests", fmt, status="denied")) == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_formula_injection_is_neutralised(portfolio, admin_user, fmt):
+    client = client_for(admin_user)
+    rows = as_dicts(download(client, "transfers", fmt, status="awaiting_reissue"))
+    assert rows[0]["Reason"] == "'" + INJECTION
+    audit = as_dicts(download(client, "audit-trail", fmt, action="transfer.requested"))
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in audit for cell in row.values())
+
+
+def test_xlsx_cells_are_text_not_formulas(portfolio, admin_user):
+    response = client_for(admin_user).get("/api/v1/reports/transfers.xlsx")
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    sheet = workbook.worksheets[0]
+    reasons = [cell.value for cell in sheet["H"][1:]]
+    assert "'" + INJECTION in reasons
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+
+
+def test_export_is_audited_with_actor_and_filters(portfolio, auditor):
+    before = AuditEvent.objects.count()
+    download(client_for(auditor), "transfers", "csv", status="rejected", page_size="10")
+    event = AuditEvent.objects.order_by("-sequence").first()
+    assert AuditEvent.objects.count() == before + 1
+    assert (event.action, event.actor, event.object_type, event.object_id) == (
+        "report.exported", "audrey", "report", "transfers")
+    assert event.data == {"report": "transfers", "format": "csv", "filters": {"status": "rejected"}}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/reports/licenses.csv", "/api/v1/reports/licenses.xlsx"])
+def test_requester_is_refused_and_anonymous_must_authenticate(requester, path):
+    before = AuditEvent.objects.count()
+    assert client_for(requester).get(path).status_code == 403
+    assert client_for().get(path).status_code == 401
+    assert AuditEvent.objects.count() == before
+
+
+def test_unknown_report_is_404(admin_user):
+    client = client_for(admin_user)
+    assert client.get("/api/v1/reports/secrets.csv").status_code == 404
+    assert client.get("/api/v1/reports/licenses.pdf").status_code == 404
+
+
+def test_bad_filter_values_are_400_with_field_errors(admin_user):
+    before = AuditEvent.objects.count()
+    client = client_for(admin_user)
+    response = client.get("/api/v1/reports/audit-trail.csv", {"since": "not-a-date"})
+    assert response.status_code == 400
+    assert "since" in response.json()
+    response = client.get("/api/v1/reports/licenses.xlsx", {"status": "borrowed"})
+    assert response.status_code == 400
+    assert "status" in response.json()
+    assert AuditEvent.objects.count() == before
+
+
+def test_csv_export_runs_a_fixed_number_of_queries(portfolio, admin_user, django_assert_max_num_queries):
+    client = client_for(admin_user)
+    with django_assert_max_num_queries(12):
+        b"".join(client.get("/api/v1/reports/reissue-requests.csv").streaming_content)
+    with django_assert_max_num_queries(12):
+        b"".join(client.get("/api/v1/reports/transfers.csv").streaming_content)
