@@ -1,1 +1,20 @@
-urlpatterns = []
+"""REST API v1 (CONTRACT.md), mounted at ``/api/v1/``."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from inventory.api.views import ClientMachineViewSet
+from licensing.api.views import VIEWSETS, TokenView
+
+router = SimpleRouter()
+router.register("machines", ClientMachineViewSet, basename="api-machine")
+for prefix, viewset, basename in VIEWSETS:
+    router.register(prefix, viewset, basename=basename)
+
+urlpatterns = [
+    path("auth/token/", TokenView.as_view(), name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *router.urls,
+]

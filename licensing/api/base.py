@@ -1,0 +1,96 @@
+"""What every API view shares: filters, lookups, and service-backed create and edit."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from licensing.api.filters import PortalFilterBackend
+from licensing.api.serializers import ConflictSerializer, DetailSerializer
+
+
+def conflict(*codes: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        ConflictSerializer,
+        description="A domain rule refused the request and nothing changed. Codes: "
+        + ", ".join(f"`{c}`" for c in codes)
+        + ".",
+    )
+
+
+BAD_REQUEST = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description='Field errors, `{"field": ["message"]}`, or `{"detail": "..."}` for a body that '
+    "is not JSON.",
+)
+UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No token or a bad token.")
+FORBIDDEN = OpenApiResponse(DetailSerializer, description="Your role does not allow this action.")
+NOT_FOUND = OpenApiResponse(DetailSerializer, description="No such object.")
+
+READ_ERRORS = {401: UNAUTHENTICATED, 403: FORBIDDEN}
+LIST_ERRORS = {400: BAD_REQUEST, 404: OpenApiResponse(DetailSerializer, description="Bad cursor."),
+               **READ_ERRORS}
+DETAIL_ERRORS = {404: NOT_FOUND, **READ_ERRORS}
+WRITE_ERRORS = {400: BAD_REQUEST, **READ_ERRORS}
+WRITE_DETAIL_ERRORS = {400: BAD_REQUEST, 404: NOT_FOUND, **READ_ERRORS}
+
+
+class PortalViewSet(viewsets.GenericViewSet):
+    """Ids are integers; lists use the shared FilterSets."""
+
+    lookup_value_regex = r"[0-9]+"
+    filter_backends = [PortalFilterBackend]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def actor(self):
+        return self.request.user
+
+    def reread(self, instance):
+        """The written row as the list shows it (annotations and related rows loaded)."""
+        return self.get_queryset().get(pk=instance.pk)
+
+    def respond(self, instance, status_code=status.HTTP_200_OK, serializer_class=None):
+        serializer_class = serializer_class or self.output_serializer_class
+        data = serializer_class(self.reread(instance), context=self.get_serializer_context()).data
+        return Response(data, status=status_code)
+
+
+class ServiceCrudViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet
+):
+    """GET, POST and PATCH, where POST and PATCH each call one service (which audits).
+
+    Subclasses set ``create_service(actor, data)`` and ``update_service(instance, actor, data)``.
+    """
+
+    update_serializer_class = None
+
+    @property
+    def output_serializer_class(self):
+        return self.serializer_class
+
+    def get_serializer_class(self):
+        if self.action == "partial_update" and self.update_serializer_class is not None:
+            return self.update_serializer_class
+        return self.serializer_class
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = self.create_service(actor=self.actor(), data=serializer.validated_data)
+        return self.respond(instance, status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        instance = self.get_object()
+        serializer = self.get_serializer(instance, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        instance = self.update_service(
+            instance=instance, actor=self.actor(), data=serializer.validated_data
+        )
+        return self.respond(instance)
+
+    def create_service(self, *, actor, data):  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def update_service(self, *, instance, actor, data):  # pragma: no cover
+        raise NotImplementedError

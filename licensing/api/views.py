@@ -1,0 +1,445 @@
+"""The licensing API: thin views that translate input, call one service, and show the result."""
+
+from django.contrib.auth import authenticate, get_user_model
+from django.db import transaction
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from licensing import filtersets
+from licensing import models as m
+from licensing.api import serializers as s
+from licensing.api.base import (
+    BAD_REQUEST,
+    DETAIL_ERRORS,
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_DETAIL_ERRORS,
+    WRITE_ERRORS,
+    PortalViewSet,
+    ServiceCrudViewSet,
+    conflict,
+)
+from licensing.selectors import compliance_rows
+from licensing.services import inventory as inventory_services
+from licensing.services import licenses as license_services
+from licensing.services import reissue as reissue_services
+from licensing.services import transfers as transfer_services
+from licensing.services.audit import audit_record, audit_verify_chain
+
+ISSUE_CODES = (
+    "no_licenses_available", "per_user_key_pack", "os_includes_cal", "machine_already_licensed",
+    "temporary_already_used", "machine_retired",
+)
+TRANSFER_RULE_CODES = (
+    "already_transferred", "not_transferable", "transfer_pending", "same_machine",
+    "os_includes_cal", "machine_already_licensed", "machine_retired",
+)
+
+
+# --- License servers, key packs, CSC contacts ----------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: s.LicenseServerSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: s.LicenseServerSerializer, **DETAIL_ERRORS}),
+    create=extend_schema(responses={201: s.LicenseServerSerializer, **WRITE_ERRORS}),
+    partial_update=extend_schema(responses={200: s.LicenseServerSerializer, **WRITE_DETAIL_ERRORS}),
+)
+class LicenseServerViewSet(ServiceCrudViewSet):
+    queryset = m.LicenseServer.objects.all()
+    serializer_class = s.LicenseServerSerializer
+    filterset_class = filtersets.LicenseServerFilterSet
+
+    def create_service(self, *, actor, data):
+        return inventory_services.license_server_create(actor=actor, **data)
+
+    def update_service(self, *, instance, actor, data):
+        return inventory_services.license_server_update(license_server=instance, actor=actor, data=data)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: s.KeyPackSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: s.KeyPackSerializer, **DETAIL_ERRORS}),
+    create=extend_schema(
+        description="Records a purchased key pack (origin `original`). Reissued packs come "
+        "from `reissue-requests/{id}/install/`.",
+        responses={201: s.KeyPackSerializer, **WRITE_ERRORS},
+    ),
+    partial_update=extend_schema(
+        request=s.KeyPackUpdateSerializer,
+        responses={200: s.KeyPackSerializer, 409: conflict("below_issued"), **WRITE_DETAIL_ERRORS},
+    ),
+)
+class KeyPackViewSet(ServiceCrudViewSet):
+    queryset = m.KeyPack.objects.with_counts()
+    serializer_class = s.KeyPackSerializer
+    update_serializer_class = s.KeyPackUpdateSerializer
+    filterset_class = filtersets.KeyPackFilterSet
+
+    def create_service(self, *, actor, data):
+        return inventory_services.key_pack_install(actor=actor, **data)
+
+    def update_service(self, *, instance, actor, data):
+        return inventory_services.key_pack_update(key_pack=instance, actor=actor, data=data)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: s.CscContactSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: s.CscContactSerializer, **DETAIL_ERRORS}),
+    create=extend_schema(responses={201: s.CscContactSerializer, **WRITE_ERRORS}),
+    partial_update=extend_schema(responses={200: s.CscContactSerializer, **WRITE_DETAIL_ERRORS}),
+)
+class CscContactViewSet(ServiceCrudViewSet):
+    queryset = m.CscContact.objects.all()
+    serializer_class = s.CscContactSerializer
+    filterset_class = filtersets.CscContactFilterSet
+
+    def create_service(self, *, actor, data):
+        return inventory_services.csc_contact_create(actor=actor, **data)
+
+    def update_service(self, *, instance, actor, data):
+        return inventory_services.csc_contact_update(contact=instance, actor=actor, data=data)
+
+
+# --- Licenses ------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: s.LicenseSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: s.LicenseSerializer, **DETAIL_ERRORS}),
+    create=extend_schema(
+        description='`{"machine", "key_pack"}` issues a permanent CAL; `{"machine", "kind": '
+        '"temporary", "license_server", "product_version"}` issues a 90-day temporary CAL.',
+        request=s.LicenseIssueSerializer,
+        responses={201: s.LicenseSerializer, 409: conflict(*ISSUE_CODES), **WRITE_ERRORS},
+    ),
+)
+class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+    queryset = m.License.objects.select_related("machine")
+    serializer_class = s.LicenseSerializer
+    output_serializer_class = s.LicenseSerializer
+    filterset_class = filtersets.LicenseFilterSet
+
+    def get_serializer_class(self):
+        return s.LicenseIssueSerializer if self.action == "create" else s.LicenseSerializer
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data["kind"] == m.LicenseKind.PERMANENT:
+            license = license_services.license_issue_permanent(
+                machine=data["machine"], key_pack=data["key_pack"], actor=self.actor()
+            )
+        else:
+            license = license_services.license_issue_temporary(
+                machine=data["machine"], license_server=data["license_server"],
+                product_version=data["product_version"], actor=self.actor(),
+            )
+        return self.respond(license, status.HTTP_201_CREATED)
+
+
+# --- Transfers -----------------------------------------------------------------------------------
+
+
+def _transfer_action(request_serializer, codes, description):
+    return extend_schema(
+        description=description,
+        request=request_serializer,
+        responses={200: s.TransferSerializer, 409: conflict(*codes), **WRITE_DETAIL_ERRORS},
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: s.TransferSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: s.TransferSerializer, **DETAIL_ERRORS}),
+    create=extend_schema(
+        description="Files *source license -> target machine*. Admins and requesters may.",
+        request=s.TransferFileSerializer,
+        responses={201: s.TransferSerializer, 409: conflict(*TRANSFER_RULE_CODES), **WRITE_ERRORS},
+    ),
+)
+class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+    queryset = m.TransferRequest.objects.select_related(
+        "requested_by", "approved_by", "removal_confirmed_by"
+    )
+    serializer_class = s.TransferSerializer
+    output_serializer_class = s.TransferSerializer
+    filterset_class = filtersets.TransferFilterSet
+    requester_actions = ("create", "cancel")
+
+    def get_serializer_class(self):
+        return {
+            "create": s.TransferFileSerializer,
+            "approve": s.OptionalNoteSerializer,
+            "cancel": s.OptionalNoteSerializer,
+            "reject": s.RequiredNoteSerializer,
+            "confirm_removal": s.ConfirmRemovalSerializer,
+        }.get(self.action, s.TransferSerializer)
+
+    def _input(self):
+        serializer = self.get_serializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def create(self, request, *args, **kwargs):
+        data = self._input()
+        transfer = transfer_services.transfer_file(
+            license=data["license"], target_machine=data["target_machine"], reason=data["reason"],
+            actor=self.actor(),
+        )
+        return self.respond(transfer, status.HTTP_201_CREATED)
+
+    @_transfer_action(
+        s.OptionalNoteSerializer, ("four_eyes", "invalid_state", *TRANSFER_RULE_CODES),
+        "A second administrator approves; the transfer rules are checked again.",
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        transfer = self.get_object()
+        data = self._input()
+        transfer = transfer_services.transfer_approve(
+            transfer=transfer, actor=self.actor(), note=data["note"]
+        )
+        return self.respond(transfer)
+
+    @_transfer_action(
+        s.RequiredNoteSerializer, ("four_eyes", "invalid_state"),
+        "A second administrator rejects a requested or approved transfer.",
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        transfer = self.get_object()
+        data = self._input()
+        transfer = transfer_services.transfer_reject(
+            transfer=transfer, actor=self.actor(), note=data["note"]
+        )
+        return self.respond(transfer)
+
+    @_transfer_action(
+        s.ConfirmRemovalSerializer, ("invalid_state", *TRANSFER_RULE_CODES),
+        "The CAL was removed from the source: its license registry key was deleted, or the "
+        "machine was decommissioned.",
+    )
+    @action(detail=True, methods=["post"], url_path="confirm-removal")
+    def confirm_removal(self, request, pk=None):
+        transfer = self.get_object()
+        data = self._input()
+        transfer = transfer_services.transfer_confirm_removal(
+            transfer=transfer, actor=self.actor(), method=data["method"]
+        )
+        return self.respond(transfer)
+
+    @_transfer_action(
+        s.OptionalNoteSerializer, ("invalid_state",),
+        "Withdraws a requested or approved transfer. A requester cancels only their own (403).",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        transfer = self.get_object()
+        data = self._input()
+        transfer = transfer_services.transfer_cancel(
+            transfer=transfer, actor=self.actor(), note=data["note"]
+        )
+        return self.respond(transfer)
+
+
+# --- CSC reissue calls ----------------------------------------------------------------------------
+
+
+def _reissue_action(request_serializer, codes, description):
+    return extend_schema(
+        description=description,
+        request=request_serializer,
+        responses={200: s.ReissueRequestSerializer, 409: conflict(*codes), **WRITE_DETAIL_ERRORS},
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: s.ReissueRequestSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: s.ReissueRequestSerializer, **DETAIL_ERRORS}),
+    create=extend_schema(
+        description="Logs one telephone call to the CSC. The transfers it covers (whose removal "
+        "is confirmed, for this license server and product) move to `awaiting_reissue`.",
+        request=s.ReissueLogCallSerializer,
+        responses={
+            201: s.ReissueRequestSerializer,
+            409: conflict("transfer_not_ready", "product_mismatch"),
+            **WRITE_ERRORS,
+        },
+    ),
+)
+class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+    queryset = m.ReissueRequest.objects.select_related("logged_by", "key_pack").prefetch_related(
+        Prefetch("transfers", queryset=m.TransferRequest.objects.only("id"))
+    )
+    serializer_class = s.ReissueRequestSerializer
+    output_serializer_class = s.ReissueRequestSerializer
+    filterset_class = filtersets.ReissueRequestFilterSet
+
+    def get_serializer_class(self):
+        return {
+            "create": s.ReissueLogCallSerializer,
+            "install": s.ReissueInstallSerializer,
+            "deny": s.RequiredNoteSerializer,
+            "cancel": s.OptionalNoteSerializer,
+        }.get(self.action, s.ReissueRequestSerializer)
+
+    def _input(self):
+        serializer = self.get_serializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def create(self, request, *args, **kwargs):
+        data = dict(self._input())
+        call = reissue_services.reissue_log_call(actor=self.actor(), **data)
+        return self.respond(call, status.HTTP_201_CREATED)
+
+    @_reissue_action(
+        s.ReissueInstallSerializer,
+        ("invalid_state", "quantity_too_small", "no_licenses_available", *TRANSFER_RULE_CODES),
+        "Installs the reissued key pack (origin `reissue`) and completes every covered transfer "
+        "in one transaction: sources become `transferred`, targets receive permanent CALs from "
+        "the new pack, and their temporary CALs for the product end.",
+    )
+    @action(detail=True, methods=["post"])
+    def install(self, request, pk=None):
+        call = self.get_object()
+        data = self._input()
+        reissue_services.reissue_install(reissue_request=call, actor=self.actor(), **data)
+        return self.respond(call)
+
+    @_reissue_action(
+        s.RequiredNoteSerializer, ("invalid_state",),
+        "The CSC refused: the covered transfers go back to `removal_confirmed`.",
+    )
+    @action(detail=True, methods=["post"])
+    def deny(self, request, pk=None):
+        call = self.get_object()
+        data = self._input()
+        call = reissue_services.reissue_deny(reissue_request=call, actor=self.actor(), note=data["note"])
+        return self.respond(call)
+
+    @_reissue_action(
+        s.OptionalNoteSerializer, ("invalid_state",),
+        "The call is withdrawn: the covered transfers go back to `removal_confirmed`.",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        call = self.get_object()
+        data = self._input()
+        call = reissue_services.reissue_cancel(reissue_request=call, actor=self.actor(), note=data["note"])
+        return self.respond(call)
+
+
+# --- Audit trail and compliance ---------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: s.AuditEventSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: s.AuditEventSerializer, **DETAIL_ERRORS}),
+)
+class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+    queryset = m.AuditEvent.objects.all()
+    serializer_class = s.AuditEventSerializer
+    filterset_class = filtersets.AuditEventFilterSet
+    cursor_ordering = ("-sequence",)
+    http_method_names = ["get", "head", "options"]
+
+    @extend_schema(
+        description="Recomputes the hash chain from the first event and names the first event "
+        "that does not verify.",
+        responses={200: s.AuditVerificationSerializer, **READ_ERRORS},
+        filters=False,
+    )
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
+    def verify(self, request):
+        result = audit_verify_chain()
+        data = {"ok": result.ok, "events": result.events, "first_bad_sequence": result.first_bad_sequence}
+        return Response(s.AuditVerificationSerializer(data).data)
+
+
+class ComplianceViewSet(viewsets.ViewSet):
+    """One row per license server and product version."""
+
+    http_method_names = ["get", "head", "options"]
+
+    @extend_schema(
+        parameters=[s.ComplianceFilterSerializer],
+        responses={200: s.ComplianceListSerializer, 400: BAD_REQUEST, **READ_ERRORS},
+    )
+    def list(self, request):
+        filters = s.ComplianceFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = compliance_rows(
+            license_server=filters.validated_data.get("license_server"),
+            product_version=filters.validated_data.get("product_version"),
+        )
+        results = s.ComplianceRowSerializer([row.as_dict() for row in rows], many=True).data
+        return Response({"results": results, "next": None})
+
+
+# --- Tokens ------------------------------------------------------------------------------------------
+
+
+class TokenView(APIView):
+    """Trade a username and password for an API token. Both outcomes are audited."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    serializer_class = s.TokenRequestSerializer
+
+    @extend_schema(
+        request=s.TokenRequestSerializer,
+        responses={200: s.TokenSerializer, 400: BAD_REQUEST},
+        auth=[],
+    )
+    def post(self, request):
+        serializer = s.TokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        username = serializer.validated_data["username"]
+        user = authenticate(
+            request._request, username=username, password=serializer.validated_data["password"]
+        )
+        if user is None:
+            self._record_failure(username)
+            return Response(
+                {"non_field_errors": ["Unable to log in with the username and password given."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        with transaction.atomic():
+            token, _ = Token.objects.get_or_create(user=user)
+            audit_record(
+                actor=user, action="auth.token_issued", obj=user,
+                summary=f"API token issued to {user.get_username()}.",
+            )
+        return Response({"token": token.key})
+
+    @staticmethod
+    def _record_failure(username: str) -> None:
+        user = get_user_model().objects.filter(username=username).only("pk").first()
+        with transaction.atomic():
+            audit_record(
+                actor="anonymous", action="auth.login_failed",
+                object_type="user", object_id=str(user.pk) if user else "",
+                summary=f"Failed API login for username {username!r}.",
+                data={"username": username},
+            )
+
+
+VIEWSETS = (
+    ("license-servers", LicenseServerViewSet, "api-licenseserver"),
+    ("key-packs", KeyPackViewSet, "api-keypack"),
+    ("licenses", LicenseViewSet, "api-license"),
+    ("transfers", TransferViewSet, "api-transfer"),
+    ("reissue-requests", ReissueRequestViewSet, "api-reissuerequest"),
+    ("csc-contacts", CscContactViewSet, "api-csccontact"),
+    ("audit-events", AuditEventViewSet, "api-auditevent"),
+    ("compliance", ComplianceViewSet, "api-compliance"),
+)
