@@ -1,1 +1,13 @@
+from django.contrib import admin
 
+from inventory.models import ClientMachine
+from licensing.admin import ReadOnlyAdmin
+
+
+@admin.register(ClientMachine)
+class ClientMachineAdmin(ReadOnlyAdmin):
+    """Read-only: machines are added, edited and retired through the portal's services."""
+
+    list_display = ("hostname", "os_edition", "status", "asset_tag", "location", "owner")
+    list_filter = ("status", "os_edition")
+    search_fields = ("hostname", "asset_tag")

@@ -5,6 +5,7 @@ environment (see the README's table). Defaults are safe for production except
 where ``DJANGO_DEBUG`` is on.
 """
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -114,6 +115,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = True
+# Until collectstatic has run (development, tests), WhiteNoise serves through the finders.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 # Where background exports write their files, and how long they are kept.
 EXPORT_ROOT = env.path("PORTAL_EXPORT_ROOT", default=BASE_DIR / "exports")
