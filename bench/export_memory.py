@@ -1,0 +1,208 @@
+"""Peak memory of exporting the audit trail as CSV, at 100,000 and 1,000,000 events.
+
+Usage (PostgreSQL running; the scratch database is dropped and made again)::
+
+    .venv/bin/python bench/export_memory.py [--sizes 100000 1000000] [--database portal_reports_bench]
+
+It creates a scratch database, migrates it, appends audit events with a valid hash
+chain by ``COPY`` (hashes computed exactly as ``audit_record`` does), and for each
+size runs the export in a fresh process: the same ``csv_chunks`` generator that
+``GET /api/v1/reports/audit-trail.csv`` streams, written to /dev/null. Each run
+reports the process's peak RSS, its RSS before the export began, and the time.
+Target: peak RSS under 200 MB, and within 20% between 100k and 1M rows.
+"""
+
+import argparse
+import io
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+COPY_BATCH = 50_000
+ACTIONS = (
+    ("license.issued", "license"), ("license.temporary_issued", "license"),
+    ("transfer.requested", "transferrequest"), ("transfer.approved", "transferrequest"),
+    ("machine.created", "clientmachine"), ("key_pack.updated", "keypack"),
+    ("report.exported", "report"),
+)
+ACTORS = ("alice", "bob", "carol", "system", "dave", "erin")
+
+
+def _env(database: str) -> dict:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"{DEFAULT_SERVER}/{database}"
+    env.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789")
+    env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    env["DJANGO_LOG_LEVEL"] = "WARNING"
+    return env
+
+
+def _setup_django():
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def recreate_database(database: str) -> None:
+    import psycopg2
+
+    admin = psycopg2.connect(f"{DEFAULT_SERVER}/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        cursor.execute(f'CREATE DATABASE "{database}"')
+    admin.close()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT, env=_env(database), check=True,
+    )
+
+
+def generate(total: int) -> None:
+    """Append events until the trail holds ``total``, chaining from the head row."""
+    _setup_django()
+    from django.db import connection, transaction
+
+    from licensing.models import AuditChainHead
+    from licensing.services.audit import compute_hash
+
+    rng = random.Random(total)
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        sequence, prev_hash = head.last_sequence, head.last_hash
+        start = datetime(2004, 1, 5, 8, 0, tzinfo=UTC) + timedelta(seconds=sequence * 37)
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            while sequence < total:
+                buffer = io.StringIO()
+                for _ in range(min(COPY_BATCH, total - sequence)):
+                    sequence += 1
+                    action, object_type = ACTIONS[rng.randrange(len(ACTIONS))]
+                    object_id = str(rng.randrange(1, 150_000))
+                    actor = ACTORS[rng.randrange(len(ACTORS))]
+                    occurred_at = start + timedelta(seconds=sequence * 37, microseconds=rng.randrange(10**6))
+                    summary = (f"{action.split('.')[1].replace('_', ' ').capitalize()}: {object_type} "
+                               f"#{object_id} by {actor} on ws-{rng.randrange(100_000):05d}.")
+                    data = {"refs": {"machine": [rng.randrange(1, 100_000)],
+                                     "key_pack": [rng.randrange(1, 2_000)]},
+                            "after": {"status": "active", "id": int(object_id)}}
+                    fields = {
+                        "sequence": sequence, "occurred_at": occurred_at, "actor": actor,
+                        "action": action, "object_type": object_type, "object_id": object_id,
+                        "summary": summary, "data": data, "prev_hash": prev_hash,
+                    }
+                    digest = compute_hash(**fields)
+                    buffer.write("\t".join((
+                        str(sequence), occurred_at.isoformat(), actor, action, object_type, object_id,
+                        summary, json.dumps(data).replace("\\", "\\\\"), prev_hash, digest,
+                    )))
+                    buffer.write("\n")
+                    prev_hash = digest
+                buffer.seek(0)
+                raw.copy_expert(
+                    "COPY licensing_auditevent (sequence, occurred_at, actor, action, object_type, "
+                    "object_id, summary, data, prev_hash, hash) FROM STDIN",
+                    buffer,
+                )
+        AuditChainHead.objects.filter(pk=1).update(last_sequence=sequence, last_hash=prev_hash)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE licensing_auditevent")
+
+
+def measure() -> None:
+    """Export the whole audit trail as CSV to /dev/null; print one JSON line."""
+    _setup_django()
+    from licensing.exports import csv_chunks
+    from licensing.models import AuditEvent
+    from licensing.reports import AUDIT_TRAIL
+
+    events = AuditEvent.objects.count()
+    rss_before = _current_rss_mb()
+    started = time.perf_counter()
+    written = 0
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        for chunk in csv_chunks(AUDIT_TRAIL, {}):
+            written += len(chunk)
+            sink.write(chunk)
+    elapsed = time.perf_counter() - started
+    print(json.dumps({
+        "events": events, "seconds": round(elapsed, 1), "rows_per_second": round(events / elapsed),
+        "csv_mb": round(written / 2**20, 1), "rss_before_export_mb": round(rss_before, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }))
+
+
+def verify() -> None:
+    """Time ``audit_verify_chain`` over the whole trail; print one JSON line."""
+    _setup_django()
+    from licensing.services.audit import audit_verify_chain
+
+    started = time.perf_counter()
+    result = audit_verify_chain()
+    print(json.dumps({"verify_ok": result.ok, "events": result.events,
+                      "verify_seconds": round(time.perf_counter() - started, 1),
+                      "verify_peak_rss_mb": round(_peak_rss_mb(), 1)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--database", default="portal_reports_bench")
+    parser.add_argument("--verify", action="store_true", help="Also time verify_audit at the largest size.")
+    parser.add_argument("--step", choices=["generate", "measure", "verify"], help=argparse.SUPPRESS)
+    parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step == "generate":
+        return generate(args.total)
+    if args.step == "measure":
+        return measure()
+    if args.step == "verify":
+        return verify()
+
+    env = _env(args.database)
+    recreate_database(args.database)
+    results = []
+    for size in sorted(args.sizes):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--step", "generate", "--total", str(size)],
+                       env=env, check=True)
+        print(f"generated {size} events in {time.perf_counter() - started:.1f}s", flush=True)
+        out = subprocess.run([sys.executable, __file__, "--step", "measure"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    if args.verify:
+        out = subprocess.run([sys.executable, __file__, "--step", "verify"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        print(out.strip(), flush=True)
+    if len(results) > 1:
+        low, high = results[0]["peak_rss_mb"], results[-1]["peak_rss_mb"]
+        growth = (high - low) / low * 100
+        print(f"peak RSS {low} MB at {results[0]['events']} rows, {high} MB at {results[-1]['events']} "
+              f"rows: {growth:+.1f}% (target: under 200 MB and within 20%)")
+
+
+if __name__ == "__main__":
+    main()
