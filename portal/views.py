@@ -1,0 +1,309 @@
+"""The dashboard, and the pieces every HTML page shares: keyset lists and form helpers.
+
+Pages only translate input, call one service and show the result. A refused
+service call (``DomainError``) shows its sentence next to the form and changes
+nothing; Django ``ValidationError`` is attached to the form's fields.
+"""
+
+import base64
+import binascii
+import json
+from datetime import date, datetime
+from urllib.parse import urlencode
+
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import render
+from django.utils import timezone
+from django.views import View
+
+from licensing import selectors
+from licensing.models import AuditChainHead, AuditEvent, TransferStatus
+from portal import roles
+from portal.errors import DomainError
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+VERIFY_ACTIONS = ("audit.verified", "audit.verify_failed")
+
+
+# --- roles -------------------------------------------------------------------------------
+
+
+def require_admin(user) -> None:
+    if not roles.is_admin(user):
+        raise PermissionDenied("Only license administrators may do this.")
+
+
+def require_can_file(user) -> None:
+    if not roles.can_file_transfers(user):
+        raise PermissionDenied("Only administrators and requesters file transfer requests.")
+
+
+# --- forms -------------------------------------------------------------------------------
+
+
+def attach_errors(form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form: on its fields where the form has them,
+    otherwise above the form."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            target = field if field in form.fields else None
+            if target is None and field != NON_FIELD_ERRORS:
+                errors = [ValidationError(f"{field.replace('_', ' ').capitalize()}: {m}")
+                          for e in errors for m in e.messages]
+            form.add_error(target, errors)
+    else:
+        form.add_error(None, exc)
+
+
+def run_service(form, call):
+    """Call one service for a valid form. Returns (result, refusal sentence or None).
+
+    A ValidationError lands on the form's fields; a DomainError becomes the sentence.
+    """
+    try:
+        return call(), None
+    except DomainError as exc:
+        form.add_error(None, exc.detail)
+        return None, exc.detail
+    except ValidationError as exc:
+        attach_errors(form, exc)
+        return None, None
+
+
+# --- keyset pagination --------------------------------------------------------------------
+
+
+def _encode_value(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def encode_cursor(value, pk) -> str:
+    raw = json.dumps([_encode_value(value), pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str):
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return value, int(pk)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise Http404("This page link is no longer valid.") from exc
+
+
+def _attr_path(obj, path: str):
+    for part in path.split("__"):
+        obj = getattr(obj, part)
+        if obj is None:
+            return None
+    return obj
+
+
+def keyset_page(queryset, *, sort_path: str, descending: bool, after: str | None,
+                before: str | None, size: int):
+    """One page of ``queryset`` ordered by (sort_path, pk), without counting the table.
+
+    Returns (rows, next_cursor, previous_cursor). ``sort_path`` must name a non-null field.
+    """
+    is_pk = sort_path in ("pk", "id")
+    backwards = bool(before)
+    token = before or after
+    # Going backwards walks the reverse order from the cursor, then flips the page.
+    walk_descending = descending != backwards
+    if token:
+        value, pk = decode_cursor(token)
+        op = "lt" if walk_descending else "gt"
+        if is_pk:
+            queryset = queryset.filter(**{f"pk__{op}": pk})
+        else:
+            queryset = queryset.filter(
+                Q(**{f"{sort_path}__{op}": value}) | Q(**{sort_path: value, f"pk__{op}": pk})
+            )
+    sign = "-" if walk_descending else ""
+    ordering = [f"{sign}pk"] if is_pk else [f"{sign}{sort_path}", f"{sign}pk"]
+    rows = list(queryset.order_by(*ordering)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+
+    def cursor_of(row):
+        return encode_cursor(row.pk if is_pk else _attr_path(row, sort_path), row.pk)
+
+    if not rows:
+        return rows, None, None
+    has_next = more if not backwards else True
+    has_previous = bool(token) if not backwards else more
+    next_cursor = cursor_of(rows[-1]) if has_next else None
+    previous_cursor = cursor_of(rows[0]) if has_previous else None
+    return rows, next_cursor, previous_cursor
+
+
+class KeysetListView(View):
+    """A filtered, sortable list paged by a cursor on (sort key, id).
+
+    Subclasses set ``filterset_class``, ``template_name``, ``columns`` (label, sort key
+    or None), ``sort_fields`` (sort key -> non-null ORM path) and ``default_sort``.
+    """
+
+    filterset_class = None
+    template_name = ""
+    columns: tuple = ()
+    sort_fields: dict = {}
+    default_sort = "-id"
+    export_report: str | None = None
+    empty_message = "Nothing matches these filters."
+    title = ""
+    filter_fields: tuple | None = None
+
+    def get_queryset(self):
+        raise NotImplementedError
+
+    def get_extra_context(self) -> dict:
+        return {}
+
+    def _sort(self, request) -> tuple[str, bool, str]:
+        sort = request.GET.get("sort") or self.default_sort
+        key = sort.lstrip("-")
+        if key not in self.sort_fields:
+            sort = self.default_sort
+            key = sort.lstrip("-")
+        return key, sort.startswith("-"), sort
+
+    def _page_size(self, request) -> int:
+        try:
+            size = int(request.GET.get("page_size", DEFAULT_PAGE_SIZE))
+        except ValueError:
+            size = DEFAULT_PAGE_SIZE
+        return max(1, min(size, MAX_PAGE_SIZE))
+
+    def get(self, request, *args, **kwargs):
+        filterset = self.filterset_class(request.GET or None, queryset=self.get_queryset(),
+                                         request=request)
+        key, descending, sort = self._sort(request)
+        size = self._page_size(request)
+        queryset = filterset.qs if filterset.is_bound else filterset.queryset
+        rows, next_cursor, previous_cursor = keyset_page(
+            queryset, sort_path=self.sort_fields[key], descending=descending,
+            after=request.GET.get("after"), before=request.GET.get("before"), size=size,
+        )
+        base = request.GET.copy()
+        for name in ("after", "before"):
+            base.pop(name, None)
+        filters = base.copy()
+        for name in ("sort", "page_size"):
+            filters.pop(name, None)
+        columns = []
+        for label, column_key in self.columns:
+            column = {"label": label, "key": column_key, "url": None, "direction": None}
+            if column_key:
+                params = base.copy()
+                flip = column_key == key and not descending
+                params["sort"] = f"-{column_key}" if flip else column_key
+                column["url"] = "?" + params.urlencode()
+                if column_key == key:
+                    column["direction"] = "descending" if descending else "ascending"
+            columns.append(column)
+
+        def page_url(name, token):
+            if not token:
+                return None
+            params = base.copy()
+            params[name] = token
+            return "?" + params.urlencode()
+
+        filter_query = filters.urlencode()
+        # Filters without a box on the page (ids from links) still apply, as hidden inputs.
+        visible, hidden = [], []
+        for field in filterset.form:
+            if self.filter_fields is None or field.name in self.filter_fields:
+                visible.append(field)
+            elif field.value() not in (None, "", []):
+                hidden.append(field)
+        context = {
+            "visible_fields": visible,
+            "hidden_fields": hidden,
+            "title": self.title,
+            "filterset": filterset,
+            "form": filterset.form,
+            "rows": rows,
+            "columns": columns,
+            "sort": sort,
+            "next_url": page_url("after", next_cursor),
+            "previous_url": page_url("before", previous_cursor),
+            "filtered": bool(filters),
+            "filter_query": filter_query,
+            "empty_message": self.empty_message,
+            "export_report": self.export_report,
+            "export_csv_url": self._export_url("csv", filter_query),
+            "export_xlsx_url": self._export_url("xlsx", filter_query),
+            "page_size": size,
+        }
+        context.update(self.get_extra_context())
+        return render(request, self.template_name, context)
+
+    def _export_url(self, fmt: str, filter_query: str) -> str | None:
+        if not self.export_report:
+            return None
+        url = f"/api/v1/reports/{self.export_report}.{fmt}"
+        return f"{url}?{filter_query}" if filter_query else url
+
+
+def query_string(**params) -> str:
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+# --- dashboard ----------------------------------------------------------------------------
+
+
+def _percent(part: int, whole: int) -> int:
+    if whole <= 0:
+        return 0
+    return max(0, min(100, round(100 * part / whole)))
+
+
+def dashboard(request):
+    now = timezone.now()
+    rows = selectors.compliance_rows(now=now)
+    chart = [
+        {
+            "row": row,
+            "issued_pct": _percent(row.issued, row.installed),
+            "available_pct": _percent(max(row.available, 0), row.installed),
+            "over": row.available < 0,
+        }
+        for row in rows
+    ]
+    by_state = selectors.open_transfers_by_state()
+    transfers = [
+        {"status": status, "label": TransferStatus(status).label, "count": count}
+        for status, count in by_state.items()
+    ]
+    expiring = list(selectors.temporary_licenses_expiring(now=now)[:20])
+    expiring_total = sum(row.temporary_expiring_14d for row in rows)
+    calls = list(selectors.open_reissue_requests()[:20])
+    head = AuditChainHead.objects.filter(pk=1).first()
+    last_check = (
+        AuditEvent.objects.filter(action__in=VERIFY_ACTIONS)
+        .only("sequence", "occurred_at", "action", "summary")
+        .order_by("-sequence")
+        .first()
+    )
+    context = {
+        "chart": chart,
+        "transfers_by_state": transfers,
+        "open_transfers_total": sum(by_state.values()),
+        "expiring": expiring,
+        "expiring_total": expiring_total,
+        "open_calls": calls,
+        "chain_head": head.last_sequence if head else 0,
+        "last_check": last_check,
+        "last_check_ok": last_check is not None and last_check.action == "audit.verified",
+        "now": now,
+    }
+    return render(request, "portal/dashboard.html", context)
