@@ -1,6 +1,6 @@
 """The licensing API: thin views that translate input, call one service, and show the result."""
 
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate
 from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -389,7 +389,8 @@ class ComplianceViewSet(viewsets.ViewSet):
 
 
 class TokenView(APIView):
-    """Trade a username and password for an API token. Both outcomes are audited."""
+    """Trade a username and password for an API token. Both outcomes are audited: the
+    failure by the ``user_login_failed`` signal, the issue here."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -407,8 +408,7 @@ class TokenView(APIView):
         user = authenticate(
             request._request, username=username, password=serializer.validated_data["password"]
         )
-        if user is None:
-            self._record_failure(username)
+        if user is None:  # authenticate() has audited the failure (licensing.signals)
             return Response(
                 {"non_field_errors": ["Unable to log in with the username and password given."]},
                 status=status.HTTP_400_BAD_REQUEST,
@@ -420,17 +420,6 @@ class TokenView(APIView):
                 summary=f"API token issued to {user.get_username()}.",
             )
         return Response({"token": token.key})
-
-    @staticmethod
-    def _record_failure(username: str) -> None:
-        user = get_user_model().objects.filter(username=username).only("pk").first()
-        with transaction.atomic():
-            audit_record(
-                actor="anonymous", action="auth.login_failed",
-                object_type="user", object_id=str(user.pk) if user else "",
-                summary=f"Failed API login for username {username!r}.",
-                data={"username": username},
-            )
 
 
 VIEWSETS = (

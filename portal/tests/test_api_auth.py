@@ -1,0 +1,89 @@
+import pytest
+from rest_framework.authtoken.models import Token
+
+from licensing.models import AuditEvent
+from licensing.tests.factories import UserFactory
+from portal.tests.api_mixins import api_client
+
+URL = "/api/v1/auth/token/"
+
+
+@pytest.mark.django_db
+def test_token_for_good_credentials(admin_user):
+    response = api_client().post(URL, {"username": "alice", "password": "pw-for-tests-1"}, format="json")
+    assert response.status_code == 200
+    token = response.json()["token"]
+    assert token == Token.objects.get(user=admin_user).key
+    event = AuditEvent.objects.get(action="auth.token_issued")
+    assert (event.actor, event.object_type, event.object_id) == ("alice", "user", str(admin_user.pk))
+    assert token not in str(event.data) and token not in event.summary
+    # The token works, and asking again gives the same one.
+    client = api_client()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/v1/licenses/").status_code == 200
+    again = api_client().post(URL, {"username": "alice", "password": "pw-for-tests-1"}, format="json")
+    assert again.json()["token"] == token
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "alice", "password": "wrong"},
+        {"username": "nobody", "password": "pw-for-tests-1"},
+    ],
+)
+def test_bad_credentials_are_400_and_audited(admin_user, body):
+    response = api_client().post(URL, body, format="json")
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()
+    assert not Token.objects.exists()
+    event = AuditEvent.objects.get(action="auth.login_failed")
+    assert event.actor == body["username"]
+    assert body["password"] not in str(event.data) + event.summary
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", [{}, {"username": "alice"}, [], "alice", {"username": "a\x00", "password": "x"}])
+def test_malformed_bodies_are_400(admin_user, body):
+    response = api_client().post(URL, body, format="json")
+    assert response.status_code == 400
+    assert not AuditEvent.objects.filter(action="auth.token_issued").exists()
+
+
+@pytest.mark.django_db
+def test_inactive_user_gets_no_token():
+    UserFactory(username="gone", role="admin", is_active=False)
+    response = api_client().post(URL, {"username": "gone", "password": "pw-for-tests-1"}, format="json")
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_bad_token_header_does_not_block_login(admin_user):
+    client = api_client()
+    client.credentials(HTTP_AUTHORIZATION="Token stale")
+    response = client.post(URL, {"username": "alice", "password": "pw-for-tests-1"}, format="json")
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_session_login_works_for_reads(client, auditor):
+    client.force_login(auditor)
+    assert client.get("/api/v1/licenses/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_session_writes_need_csrf(auditor, admin_user):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+    response = browser.post("/api/v1/machines/", {"hostname": "x1", "os_edition": "windows_7"},
+                            content_type="application/json")
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_user_without_role_is_403():
+    user = UserFactory(username="norole")
+    assert api_client(user).get("/api/v1/licenses/").status_code == 403
