@@ -306,7 +306,7 @@ class ComplianceFilterSerializer(serializers.Serializer):
     product_version = serializers.ChoiceField(choices=m.WindowsVersion.choices, required=False)
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class CredentialsSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 

@@ -394,15 +394,15 @@ class TokenView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    serializer_class = s.TokenRequestSerializer
+    serializer_class = s.CredentialsSerializer
 
     @extend_schema(
-        request=s.TokenRequestSerializer,
+        request=s.CredentialsSerializer,
         responses={200: s.TokenSerializer, 400: BAD_REQUEST},
         auth=[],
     )
     def post(self, request):
-        serializer = s.TokenRequestSerializer(data=request.data)
+        serializer = s.CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         username = serializer.validated_data["username"]
         user = authenticate(
