@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -45,18 +45,23 @@ class FileDownloadMixin:
         return super().perform_content_negotiation(request, force=True)
 
 
-@extend_schema(
-    summary="Download a report",
-    description="The report as a CSV (streamed) or XLSX file. Takes the filters of the matching "
-    f"list. Reports: {', '.join(REPORTS)}.",
-    responses={(200, "text/csv"): OpenApiTypes.BINARY,
-               (200, CONTENT_TYPES["xlsx"]): OpenApiTypes.BINARY,
-               400: OpenApiResponse(description="Bad filter values"),
-               404: OpenApiResponse(description="Unknown report")},
-)
 class ReportDownloadView(FileDownloadMixin, APIView):
     permission_classes = [CanExport]
 
+    @extend_schema(
+        operation_id="reports_download",
+        summary="Download a report",
+        parameters=[
+            OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(REPORTS)),
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(FORMATS), description="File format"),
+        ],
+        description="The report as a CSV (streamed) or XLSX file. Takes the filters of the matching "
+        f"list. Reports: {', '.join(REPORTS)}.",
+        responses={(200, "text/csv"): OpenApiTypes.BINARY,
+                   (200, CONTENT_TYPES["xlsx"]): OpenApiTypes.BINARY,
+                   400: OpenApiResponse(description="Bad filter values"),
+                   404: OpenApiResponse(description="Unknown report")},
+    )
     def get(self, request, name: str, fmt: str):
         report = get_report(name)
         if report is None or fmt not in FORMATS:
