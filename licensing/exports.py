@@ -12,6 +12,8 @@ beat schedule names the tasks by their ``licensing.tasks.*`` names.
 import csv
 import logging
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -40,6 +42,7 @@ CSV_BLOCK_ROWS = 500
 # Excel's last row is 1,048,576; longer reports continue on a further sheet.
 XLSX_MAX_DATA_ROWS = 1_048_575
 PROGRESS_EVERY_ROWS = 2000
+PARTIAL_SUFFIX = ".part"
 
 
 def neutralise(value):
@@ -239,7 +242,9 @@ def run_export(job_id: int) -> str:
         return "skipped"
     report = get_report(job.report)
     target = export_path(job)
-    partial = target.with_name(target.name + ".part")
+    # Each attempt writes its own file and swaps it in whole, so a duplicate delivery
+    # running at the same time can never leave a mixed file behind.
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         total = max(report.count(job.filters), 1)
@@ -269,7 +274,10 @@ def run_export(job_id: int) -> str:
 
 @shared_task(name="licensing.tasks.purge_expired_exports")
 def purge_expired_exports(now=None) -> int:
-    """Delete the files of finished exports past their retention; the job rows stay."""
+    """Delete the files of finished exports past their retention; the job rows stay.
+
+    Half-written files that a dead worker left, older than the retention, go too.
+    """
     now = now or timezone.now()
     purged = 0
     expired = ExportJob.objects.filter(expires_at__lte=now).exclude(file_path="")
@@ -277,6 +285,12 @@ def purge_expired_exports(now=None) -> int:
         Path(job.file_path).unlink(missing_ok=True)
         ExportJob.objects.filter(pk=job.pk).update(file_path="")
         purged += 1
+    root = Path(settings.EXPORT_ROOT)
+    if root.is_dir():
+        oldest = time.time() - settings.EXPORT_RETENTION.total_seconds()
+        for leftover in root.glob(f"*{PARTIAL_SUFFIX}"):
+            if leftover.stat().st_mtime < oldest:
+                leftover.unlink(missing_ok=True)
     return purged
 
 

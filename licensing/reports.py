@@ -42,10 +42,6 @@ def iso_datetime_precise(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds") if value else ""
 
 
-def iso_date(value: date | None) -> str:
-    return value.isoformat() if value else ""
-
-
 def text(value) -> str:
     return "" if value is None else str(value)
 
@@ -69,6 +65,9 @@ class InvalidFilters(ValidationError):
 
 @dataclass(frozen=True)
 class Column:
+    """A report column: its human header, the ``values_list`` path it reads (or ``@name``
+    for a value the report's ``enrich`` supplies), the cell formatter and an XLSX width."""
+
     header: str
     field: str
     format: Callable = text
@@ -143,23 +142,19 @@ class Report:
         return self.queryset(filters).count()
 
     def rows(self, filters: Mapping[str, str], *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
-        """The report's rows as tuples of plain cell values, in a stable order."""
+        """The report's rows as tuples of plain cell values, in a stable order.
+
+        Rows are read a chunk at a time; ``enrich`` (if any) gets each chunk and returns
+        the value of the ``@`` columns by the row's first field, its id: one query per
+        chunk, never one per row.
+        """
         fields = [c.field for c in self.columns if not c.field.startswith("@")]
         raw = self.queryset(filters).values_list(*fields).iterator(chunk_size=chunk_size)
-        formats = [c.format for c in self.columns]
-        positions = _positions(self.columns)
-        if self.enrich is None:
-            for record in raw:
-                yield tuple(fmt(record[i] if i is not None else None) for fmt, i in zip(formats, positions,
-                                                                                      strict=True))
-            return
+        cells = list(zip([c.format for c in self.columns], _positions(self.columns), strict=True))
         for batch in _batched(raw, chunk_size):
-            extra = self.enrich(batch)
+            extra = self.enrich(batch) if self.enrich else {}
             for record in batch:
-                yield tuple(
-                    fmt(record[i] if i is not None else extra.get(record[0]))
-                    for fmt, i in zip(formats, positions, strict=True)
-                )
+                yield tuple(fmt(record[i] if i is not None else extra.get(record[0])) for fmt, i in cells)
 
 
 def _positions(columns) -> list[int | None]:

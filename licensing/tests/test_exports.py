@@ -1,5 +1,7 @@
 import csv
 import io
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -147,19 +149,29 @@ def test_rerunning_a_done_job_does_nothing(trail, admin_user):
     assert job.status == ExportStatus.DONE
 
 
-def test_retried_running_job_rewrites_the_file_from_scratch(trail, admin_user):
+def test_retried_running_job_rewrites_the_file_from_scratch(trail, admin_user, export_root):
     job = export_start(report="audit-trail", format="csv", filters={}, actor=admin_user)
-    # A worker died mid-way: the job is running and a half-written file lies about.
+    # A worker died mid-way: the job is running, with progress, and a stale file in place.
     ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING, progress=40, rows=2)
-    partial = exports.export_path(job).with_name(exports.export_path(job).name + ".part")
-    partial.parent.mkdir(parents=True)
-    partial.write_text("half a file\n" * 1000)
+    export_root.mkdir(parents=True)
+    exports.export_path(job).write_text("half a file\n" * 1000)
     assert run_export(job.pk) == "done"
     job.refresh_from_db()
     assert (job.status, job.progress, job.rows) == (ExportStatus.DONE, 100, 6)
     lines = Path(job.file_path).read_text().splitlines()
     assert lines[0].startswith("Sequence,") and len(lines) == 7
-    assert not partial.exists()
+    assert [p.name for p in export_root.iterdir()] == [Path(job.file_path).name]
+
+
+def test_purge_removes_stale_half_written_files(db, export_root, settings):
+    export_root.mkdir(parents=True)
+    stale, fresh = export_root / "export-1-licenses.csv.abc.part", export_root / "export-2-licenses.csv.def.part"
+    stale.write_text("x")
+    fresh.write_text("x")
+    old = time.time() - settings.EXPORT_RETENTION.total_seconds() - 60
+    os.utime(stale, (old, old))
+    purge_expired_exports()
+    assert (stale.exists(), fresh.exists()) == (False, True)
 
 
 def test_progress_moves_from_0_to_100(trail, admin_user, monkeypatch):
