@@ -188,16 +188,25 @@ def _export_summary(report: Report, fmt: str, filters: Mapping[str, str], actor,
             + (f" with filters {shown}." if shown else " without filters."))
 
 
-def audit_export(*, actor, report: Report, fmt: str, filters: Mapping[str, str], **extra) -> None:
-    """The ``report.exported`` event, in its own transaction."""
+def audit_export(*, actor, report: Report, fmt: str, filters: Mapping[str, str], export_job: int | None = None,
+                 output: str | None = None) -> None:
+    """The ``report.exported`` event: in its own transaction, or in the background
+    export's (then ``export_job`` names the job)."""
+    data = {"report": report.name, "format": fmt, "filters": dict(filters)}
+    what = "exported"
+    if export_job is not None:
+        data["export_job"] = export_job
+        what = f"export #{export_job} started"
+    if output is not None:
+        data["output"] = output
     with transaction.atomic():
         audit_record(
             actor=actor,
             action="report.exported",
             object_type="report",
             object_id=report.name,
-            summary=_export_summary(report, fmt, filters, actor, "exported"),
-            data={"report": report.name, "format": fmt, "filters": dict(filters), **extra},
+            summary=_export_summary(report, fmt, filters, actor, what),
+            data=data,
         )
 
 
@@ -209,13 +218,7 @@ def export_start(*, report: str, format: str, filters: Mapping, actor) -> Export
         job = ExportJob.objects.create(
             report=found.name, format=format, filters=cleaned, requested_by=actor
         )
-        audit_record(
-            actor=actor,
-            action="report.exported",
-            obj=job,
-            summary=_export_summary(found, format, cleaned, actor, f"export #{job.pk} started"),
-            data={"report": found.name, "format": format, "filters": cleaned, "background": True},
-        )
+        audit_export(actor=actor, report=found, fmt=format, filters=cleaned, export_job=job.pk)
         transaction.on_commit(lambda: run_export.delay(job.pk))
     return job
 

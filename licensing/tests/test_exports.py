@@ -84,8 +84,9 @@ def test_background_export_reaches_done_with_a_downloadable_file(
     stored = ExportJob.objects.get(pk=body["id"])
     assert stored.expires_at == stored.finished_at + timedelta(hours=24)
     event = AuditEvent.objects.get(action="report.exported")
-    assert (event.actor, event.object_type, event.object_id) == ("audrey", "exportjob", str(stored.pk))
-    assert event.data["filters"] == {"action": "csc_contact"}
+    assert (event.actor, event.object_type, event.object_id) == ("audrey", "report", "audit-trail")
+    assert event.data == {"report": "audit-trail", "format": fmt, "filters": {"action": "csc_contact"},
+                          "export_job": stored.pk}
 
 
 def test_download_before_done_is_404(admin_user):
