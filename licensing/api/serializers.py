@@ -158,6 +158,8 @@ class TransferSerializer(serializers.ModelSerializer):
     requested_by = username_field()
     approved_by = username_field(allow_null=True)
     removal_confirmed_by = username_field(allow_null=True)
+    # Empty until the removal is confirmed.
+    removal_method = serializers.ChoiceField(choices=m.RemovalMethod.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = m.TransferRequest

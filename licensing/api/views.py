@@ -4,7 +4,7 @@ from django.contrib.auth import authenticate
 from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -365,8 +365,8 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Portal
         return Response(s.AuditVerificationSerializer(data).data)
 
 
-class ComplianceViewSet(viewsets.ViewSet):
-    """One row per license server and product version."""
+class ComplianceView(APIView):
+    """One row per license server and product version (not paged: one row per pair)."""
 
     http_method_names = ["get", "head", "options"]
 
@@ -374,7 +374,7 @@ class ComplianceViewSet(viewsets.ViewSet):
         parameters=[s.ComplianceFilterSerializer],
         responses={200: s.ComplianceListSerializer, 400: BAD_REQUEST, **READ_ERRORS},
     )
-    def list(self, request):
+    def get(self, request):
         filters = s.ComplianceFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         rows = compliance_rows(
@@ -430,5 +430,4 @@ VIEWSETS = (
     ("reissue-requests", ReissueRequestViewSet, "api-reissuerequest"),
     ("csc-contacts", CscContactViewSet, "api-csccontact"),
     ("audit-events", AuditEventViewSet, "api-auditevent"),
-    ("compliance", ComplianceViewSet, "api-compliance"),
 )
