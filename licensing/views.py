@@ -12,7 +12,7 @@ from licensing.services import inventory as inventory_services
 from licensing.services import reissue as reissue_services
 from licensing.services import transfers as transfer_services
 from portal import roles
-from portal.views import KeysetListView, require_admin, require_can_file, run_service
+from portal.views import KeysetListView, polish_filter_form, require_admin, require_can_file, run_service
 
 KEY_PACK_LICENSES_SHOWN = 50
 REGISTRY_KEY = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\MSLicensing"
@@ -470,6 +470,7 @@ def reports(request):
         else:
             form = form_source(queryset=form_source._meta.model.objects.none()).form
         form.auto_id = f"id_{name.replace('-', '_')}_%s"
+        polish_filter_form(form)
         if name == "licenses":
             form.initial["status"] = m.LicenseStatus.ACTIVE
         entries.append({"name": name, "title": title, "description": description,

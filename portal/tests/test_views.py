@@ -67,7 +67,8 @@ def test_dashboard_shows_compliance_transfers_expiring_calls_and_chain(client, a
         issued_at=now - timedelta(days=80), expires_at=now + timedelta(days=10),
     )
     with transaction.atomic():
-        audit_record(actor="system", action="audit.verified", summary="Audit chain intact: 1 events.")
+        audit_record(actor="system", action="audit.verification_failed", object_type="auditevent",
+                     object_id="1", summary="The audit trail does not verify: event #1 was altered.")
     client.force_login(admin_user)
     response = client.get(reverse("dashboard"))
     page = response.content.decode()
@@ -76,7 +77,7 @@ def test_dashboard_shows_compliance_transfers_expiring_calls_and_chain(client, a
     assert "ws-temp-01" in page  # expiring within 14 days
     head = m.AuditChainHead.objects.get(pk=1).last_sequence
     assert f"Chain head: event <strong>#{head}</strong>" in page
-    assert "intact" in page
+    assert "Verification FAILED" in page and "event #1 was altered" in page
     assert "No CSC calls waiting" in page
 
 

@@ -30,7 +30,7 @@
       .then(function (job) {
         var progress = job.progress || 0;
         if (job.status === "done") {
-          show(box, 100, "Ready.");
+          show(box, 100, "Ready: " + (job.rows || 0) + (job.rows === 1 ? " row." : " rows."));
           var link = box.querySelector(".export-download");
           link.href = job.download_url;
           link.hidden = false;

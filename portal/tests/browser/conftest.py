@@ -1,0 +1,59 @@
+"""Playwright on the system Chromium against pytest-django's live server."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+BROWSER_PATH = os.environ.get("PORTAL_BROWSER", "/usr/bin/chromium")
+BROWSER_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+PASSWORD = "pw-for-tests-1"  # the factories' password
+
+# The sync Playwright API runs an event loop in this thread; the ORM calls of the tests
+# themselves are still synchronous.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(BROWSER_PATH):
+        pytest.skip(f"No Chromium at {BROWSER_PATH}: install it (apt-get install chromium) or set PORTAL_BROWSER.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=BROWSER_PATH, headless=True, args=BROWSER_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server, settings, tmp_path):
+    settings.EXPORT_ROOT = tmp_path / "exports"
+    context = browser.new_context(viewport={"width": 1366, "height": 860}, accept_downloads=True,
+                                  base_url=live_server.url)
+    context.set_default_timeout(15000)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def log_in(page, username: str, password: str = PASSWORD):
+    page.goto("/accounts/login/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/")
+
+
+def log_out(page):
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/accounts/login/")
+
+
+def screenshot(page, name: str, full_page: bool = False):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
