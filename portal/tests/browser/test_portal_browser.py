@@ -1,12 +1,22 @@
 """The article's path through the UI alone, in a real browser, plus log-in and role checks."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from licensing import models as m
-from licensing.tests.factories import CscContactFactory, LicenseFactory, MachineFactory, UserFactory
+from licensing.services import transfers as transfer_services
+from licensing.tests.factories import (
+    CscContactFactory,
+    KeyPackFactory,
+    LicenseFactory,
+    LicenseServerFactory,
+    MachineFactory,
+    UserFactory,
+)
 from portal.roles import ADMIN, AUDITOR
 from portal.tests.browser.conftest import log_in, log_out, screenshot
 
@@ -14,9 +24,21 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def article_data(key_pack):
-    for i in range(6):
-        LicenseFactory(key_pack=key_pack, machine=MachineFactory(hostname=f"ws-lab-{i:02d}"))
+def article_data(key_pack, admin_user):
+    lab_pack = KeyPackFactory(license_server=key_pack.license_server, key_pack_id=4712, total_licenses=25)
+    lab = [LicenseFactory(key_pack=lab_pack, machine=MachineFactory(hostname=f"ws-lab-{i:02d}")) for i in range(9)]
+    branch_pack = KeyPackFactory(license_server=LicenseServerFactory(name="TSLS-BRANCH"), total_licenses=40,
+                                 product_version=m.WindowsVersion.WINDOWS_SERVER_2008)
+    for i in range(31):
+        LicenseFactory(key_pack=branch_pack, machine=MachineFactory(hostname=f"ws-branch-{i:02d}"))
+    now = timezone.now()
+    m.License.objects.create(
+        machine=MachineFactory(hostname="ws-branch-temp"), license_server=branch_pack.license_server,
+        product_version=branch_pack.product_version, kind=m.LicenseKind.TEMPORARY,
+        issued_at=now - timedelta(days=84), expires_at=now + timedelta(days=6),
+    )
+    transfer_services.transfer_file(license=lab[0], target_machine=MachineFactory(hostname="ws-lab-spare"),
+                                    reason="Motherboard failure", actor=admin_user)
     cal = LicenseFactory(key_pack=key_pack, machine=MachineFactory(hostname="ws-old-pc"))
     target = MachineFactory(hostname="ws-new-pc")
     CscContactFactory(location="North America", phone_number="+1 888 571 2048")
@@ -27,7 +49,6 @@ def test_article_path_from_filing_to_reissued_pack(page, admin_user, second_admi
     cal, target = article_data
     # Admin A files the transfer, starting from the license's page.
     log_in(page, "alice")
-    screenshot(page, "dashboard.png")
     page.get_by_role("link", name="Licenses", exact=True).click()
     expect(page.get_by_role("heading", name="Licenses")).to_be_visible()
     screenshot(page, "licenses.png")
@@ -44,7 +65,7 @@ def test_article_path_from_filing_to_reissued_pack(page, admin_user, second_admi
 
     # Admin B approves, confirms the removal, logs the CSC call and installs the pack.
     log_in(page, "bob")
-    page.goto(m.TransferRequest.objects.get().get_absolute_url())
+    page.goto(m.TransferRequest.objects.get(license=cal).get_absolute_url())
     page.get_by_role("button", name="Approve").click()
     expect(page.locator("#transfer-status")).to_have_text("Approved")
     page.get_by_label("License registry key deleted").check()
@@ -63,7 +84,7 @@ def test_article_path_from_filing_to_reissued_pack(page, admin_user, second_admi
     page.get_by_role("button", name="Install reissued pack").click()
     expect(page.locator("#call-status")).to_have_text("Fulfilled")
 
-    transfer = m.TransferRequest.objects.get()
+    transfer = m.TransferRequest.objects.get(license=cal)
     page.goto(transfer.get_absolute_url())
     expect(page.locator("#transfer-status")).to_have_text("Completed")
     expect(page.locator("#step-installed")).to_contain_text("by bob")
@@ -71,6 +92,10 @@ def test_article_path_from_filing_to_reissued_pack(page, admin_user, second_admi
     screenshot(page, "transfer-checklist.png", full_page=True)
     page.get_by_role("link", name=f"CAL #{transfer.resulting_license_id}").click()
     expect(page.locator("#transferability")).to_have_text("not transferable (one-time transfer used)")
+
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    screenshot(page, "dashboard.png")
 
     # A CSV export of the filtered list downloads.
     page.goto("/licenses/?q=ws-new-pc")
@@ -122,11 +147,11 @@ def test_second_transfer_attempt_shows_the_refusal(page, article_data):
     UserFactory(username="carol", role=ADMIN)
     cal, target = article_data
     log_in(page, "carol")
-    for hostname in ("ws-new-pc", "ws-lab-03"):
+    for hostname in ("ws-new-pc", "ws-lab-spare"):
         page.goto(f"/transfers/new/?license={cal.pk}")
         page.get_by_label("Target machine (host name)").fill(hostname)
         page.get_by_label("Reason").fill("replacement")
         page.get_by_role("button", name="File transfer").click()
     expect(page.locator(".refusal").first).to_contain_text(
         f"CAL #{cal.pk} on ws-old-pc already has open transfer request")
-    assert m.TransferRequest.objects.count() == 1
+    assert m.TransferRequest.objects.filter(license=cal).count() == 1
