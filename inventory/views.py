@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from inventory import services
 from inventory.filtersets import ClientMachineFilterSet
 from inventory.forms import MachineForm, RetireMachineForm
-from inventory.models import ClientMachine
+from inventory.models import ClientMachine, MachineStatus
 from licensing.forms import IssueLicenseForm
 from licensing.models import AuditEvent, License, LicenseKind, TransferRequest
 from licensing.services import licenses as license_services
@@ -163,3 +163,18 @@ def machine_new(request):
     return render(request, "portal/form_page.html",
                   {"form": form, "refusal": refusal, "title": "Add a client machine",
                    "submit": "Add machine", "cancel_url": "machine-list"}, status=status)
+
+
+SUGGESTIONS = 10
+
+
+def machine_suggestions(request):
+    """Host names for a form's datalist, fetched by htmx as the user types."""
+    prefix = (request.GET.get("target_machine") or request.GET.get("q") or "").strip()
+    machines = []
+    if prefix:
+        machines = list(
+            ClientMachine.objects.filter(hostname__istartswith=prefix, status=MachineStatus.ACTIVE)
+            .order_by("hostname").values_list("hostname", "os_edition")[:SUGGESTIONS]
+        )
+    return render(request, "inventory/_machine_suggestions.html", {"machines": machines})

@@ -1,6 +1,7 @@
 """HTML forms for the licensing workflows. They translate input; the services decide."""
 
 from django import forms
+from django.urls import reverse_lazy
 from django.utils import timezone
 
 from inventory.models import ClientMachine
@@ -45,7 +46,12 @@ class TransferFileForm(forms.Form):
     )
     target_machine = MachineByHostnameField(
         label="Target machine (host name)", max_length=253,
-        widget=forms.TextInput(attrs={"autocomplete": "off", "list": "machine-suggestions"}),
+        widget=forms.TextInput(attrs={
+            "autocomplete": "off", "list": "machine-suggestions",
+            # htmx fills the datalist with matching host names as the user types.
+            "hx-get": reverse_lazy("machine-suggestions"), "hx-trigger": "input changed delay:250ms",
+            "hx-target": "#machine-suggestions", "hx-swap": "innerHTML",
+        }),
     )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
                              help_text="e.g. the source computer is being replaced.")

@@ -17,6 +17,7 @@ urlpatterns = [
     # Machines
     path("machines/", inventory_views.MachineListView.as_view(), name="machine-list"),
     path("machines/new/", inventory_views.machine_new, name="machine-new"),
+    path("machines/suggest/", inventory_views.machine_suggestions, name="machine-suggestions"),
     path("machines/<int:pk>/", inventory_views.machine_detail, name="machine-detail"),
     path("machines/<int:pk>/issue/", inventory_views.machine_issue, name="machine-issue"),
     path("machines/<int:pk>/retire/", inventory_views.machine_retire, name="machine-retire"),

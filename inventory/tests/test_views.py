@@ -85,3 +85,12 @@ def test_machine_page_shows_the_cal_history(client, request, who, admin_user, ke
     assert [e.action for e in response.context["audit_events"]] == ["transfer.requested"]
     has_forms = "Issue CAL" in response.content.decode()
     assert has_forms == (who == "admin_user")
+
+
+def test_machine_suggestions_for_the_target_field(client, requester):
+    MachineFactory(hostname="ws-new-01")
+    MachineFactory(hostname="ws-new-02", status=MachineStatus.RETIRED, retired_at="2026-01-01T00:00Z")
+    MachineFactory(hostname="lab-01")
+    client.force_login(requester)
+    response = client.get(reverse("machine-suggestions"), {"target_machine": "WS-NEW"})
+    assert response.content.decode().strip() == '<option value="ws-new-01"></option>'

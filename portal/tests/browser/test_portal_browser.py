@@ -56,6 +56,8 @@ def test_article_path_from_filing_to_reissued_pack(page, admin_user, second_admi
     expect(page.locator("#transferability")).to_have_text("transferable (one time, permanently)")
     page.get_by_role("button", name="File a transfer").click()
     expect(page.get_by_label("Source CAL (portal id)")).to_have_value(str(cal.pk))
+    page.get_by_label("Target machine (host name)").fill("ws-new")
+    expect(page.locator('#machine-suggestions option[value="ws-new-pc"]')).to_have_count(1)  # htmx
     page.get_by_label("Target machine (host name)").fill("ws-new-pc")
     page.get_by_label("Reason").fill("ws-old-pc is being replaced")
     page.get_by_role("button", name="File transfer").click()
