@@ -18,6 +18,7 @@ file, line and column, and the other rows are still read.
 import codecs
 import csv
 import io
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -55,7 +56,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-@dataclass
+@dataclass(slots=True)
 class KeyPackRow:
     line: int
     key_pack_id: int
@@ -71,7 +72,7 @@ class KeyPackRow:
     pseudo: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class IssuedLicenseRow:
     line: int
     license_id: int
@@ -113,25 +114,44 @@ class RowError(ValueError):
         self.message = message
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """The text and the name of its encoding, told by the BOM. Raises ValueError."""
+def detect_encoding(data: bytes) -> tuple[str, str, int]:
+    """The codec, the encoding's name and the BOM's length, told by the BOM.
+
+    Raises ValueError for data that cannot be text of an export."""
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8"), "UTF-8 with BOM"
+        return "utf-8", "UTF-8 with BOM", len(codecs.BOM_UTF8)
     if data.startswith(codecs.BOM_UTF16_LE):
-        return data[2:].decode("utf-16-le"), "UTF-16 LE"
+        return "utf-16-le", "UTF-16 LE", 2
     if data.startswith(codecs.BOM_UTF16_BE):
-        return data[2:].decode("utf-16-be"), "UTF-16 BE"
+        return "utf-16-be", "UTF-16 BE", 2
     if b"\x00" in data:
         raise ValueError(
             "it is not a text file (it holds NUL bytes and has no UTF-16 byte order mark)."
         )
+    return "utf-8", "UTF-8", 0
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """The whole text and the name of its encoding. Raises ValueError."""
+    codec, name, bom = detect_encoding(data)
     try:
-        return data.decode("utf-8"), "UTF-8"
+        return data[bom:].decode(codec), name
     except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"it is not UTF-8 text (byte {exc.start}); export again with "
-            "'-Encoding UTF8' or '-Encoding Unicode'."
-        ) from None
+        raise ValueError(_not_utf8(exc)) from None
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    return (
+        f"it is not {exc.encoding.upper()} text (byte {exc.start}); export again with "
+        "'-Encoding UTF8' or '-Encoding Unicode'."
+    )
+
+
+def _lines(data: bytes, codec: str, bom: int):
+    """The file's lines, decoded a chunk at a time so a large export is never held twice."""
+    buffer = io.BytesIO(data)
+    buffer.seek(bom)
+    return io.TextIOWrapper(buffer, encoding=codec, newline="")
 
 
 def _class_from_type_line(line: str) -> str:
@@ -152,25 +172,32 @@ def _sniff_delimiter(header_line: str) -> str:
 def read_export(name: str, data: bytes, sha256: str, *, date_order: str = "mdy") -> ExportFile:
     export = ExportFile(name=name, sha256=sha256)
     try:
-        text, export.encoding = decode(data)
+        codec, export.encoding, bom = detect_encoding(data)
     except ValueError as exc:
         export.fail(f"Not an Export-Csv file: {exc}", code="not_csv")
         return export
-    lines = io.StringIO(text, newline="")
+    try:
+        return _read(export, _lines(data, codec, bom), date_order)
+    except UnicodeDecodeError as exc:
+        export.rows = []
+        export.fail(f"Not an Export-Csv file: {_not_utf8(exc)}", code="not_csv")
+        return export
+
+
+def _read(export: ExportFile, lines, date_order: str) -> ExportFile:
+    name = export.name
+    first = lines.readline()
     first_line_no = 1
     declared_class = ""
-    head = text[:4096].lstrip("\ufeff")
-    if head.startswith("#TYPE"):
-        type_line = lines.readline()
-        declared_class = _class_from_type_line(type_line.strip())
+    if first.startswith("#TYPE"):
+        declared_class = _class_from_type_line(first.strip())
         first_line_no = 2
-        if "ManagementObject" in type_line:
+        if "ManagementObject" in first:
             export.style = STYLE_WMI
-        elif "CimInstance" in type_line:
+        elif "CimInstance" in first:
             export.style = STYLE_CIM
-    rest = lines.read()
-    header_line = rest.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(rest, newline=""), delimiter=_sniff_delimiter(header_line),
+        first = lines.readline()
+    reader = csv.reader(itertools.chain([first], lines), delimiter=_sniff_delimiter(first),
                         strict=True)
     try:
         header = next(reader, None)

@@ -27,7 +27,13 @@ from django.db.models import Count, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from inventory.models import ClientMachine, MachineStatus, OsEdition, hostname_validator
+from inventory.models import (
+    OS_EDITIONS_WITH_BUILTIN_CAL,
+    ClientMachine,
+    MachineStatus,
+    OsEdition,
+    hostname_validator,
+)
 from licensing.importers import wmi
 from licensing.importers.export_csv import (
     ERROR,
@@ -55,7 +61,7 @@ from licensing.models import (
 from licensing.services.audit import actor_name, compute_hash, json_safe
 from licensing.services.licenses import TEMPORARY_CAL_DAYS, license_snapshot
 
-LOOKUP_CHUNK = 2000
+LOOKUP_CHUNK = 10000
 WRITE_BATCH = 2000
 REPORT_ACTION_LINES = 500
 
@@ -125,6 +131,35 @@ class _PackPlan:
         return self.row.total_licenses
 
 
+@dataclass(slots=True)
+class _RecordedMachine:
+    """The columns of a recorded client machine the plan needs (no model instances)."""
+
+    pk: int
+    hostname: str
+    status: str
+    os_edition: str
+
+
+@dataclass(slots=True)
+class _RecordedLicense:
+    pk: int
+    machine_id: int
+    key_pack_id: int | None
+    kind: str
+    status: str
+    end_reason: str
+    hardware_id: str
+    expires_at: datetime | None
+    product_version: str
+
+
+LICENSE_COLUMNS = (
+    "pk", "machine_id", "key_pack_id", "kind", "status", "end_reason", "hardware_id",
+    "expires_at", "product_version",
+)
+
+
 @dataclass
 class _NewMachine:
     hostname: str
@@ -138,7 +173,7 @@ class _NewMachine:
 class _NewLicense:
     file: str
     row: IssuedLicenseRow
-    machine: object  # ClientMachine or _NewMachine
+    machine: object  # _RecordedMachine or _NewMachine
     kind: str
     product_version: str
     pack: object | None  # KeyPack or _PackPlan
@@ -249,32 +284,36 @@ class _Planner:
     # machines and licenses
 
     def load_license_state(self, rows):
-        license_ids = {r.license_id for _, r in rows}
-        self.existing_licenses: dict[int, License] = {}
-        ids = sorted(license_ids)
-        for start in range(0, len(ids), LOOKUP_CHUNK):
-            for lic in License.objects.filter(
-                license_server=self.server, license_id__in=ids[start:start + LOOKUP_CHUNK]
-            ).order_by():
-                self.existing_licenses[lic.license_id] = lic
+        """Bulk look-ups: the server's licenses by LicenseId, the machines named in the
+        export, and what those machines already hold (rules 4 and 5)."""
+        self.existing_licenses: dict[int, _RecordedLicense] = {}
+        if rows:
+            for license_id, *values in License.objects.filter(
+                license_server=self.server, license_id__isnull=False
+            ).order_by().values_list("license_id", *LICENSE_COLUMNS):
+                self.existing_licenses[license_id] = _RecordedLicense(*values)
         names = sorted({r.computer.lower() for _, r in rows})
-        self.machines: dict[str, ClientMachine] = {}
+        self.machines: dict[str, _RecordedMachine] = {}
         for start in range(0, len(names), LOOKUP_CHUNK):
-            for machine in ClientMachine.objects.annotate(lower_hostname=Lower("hostname")).filter(
-                lower_hostname__in=names[start:start + LOOKUP_CHUNK]
+            for lower, *values in (
+                ClientMachine.objects.annotate(lower_hostname=Lower("hostname"))
+                .filter(lower_hostname__in=names[start:start + LOOKUP_CHUNK])
+                .order_by()
+                .values_list("lower_hostname", "pk", "hostname", "status", "os_edition")
             ):
-                self.machines[machine.lower_hostname] = machine
+                self.machines[lower] = _RecordedMachine(*values)
         machine_pks = sorted(m.pk for m in self.machines.values())
-        # machine pk -> product -> active permanent license (pk, label) / temporary licenses
-        self.held_permanent: dict[tuple[int, str], str] = {}
-        self.temporaries: dict[tuple[int, str], License] = {}
+        # (machine pk, product) -> what holds it: an active permanent CAL, a temporary CAL
+        self.held_permanent: dict[tuple, str] = {}
+        self.temporaries: dict[tuple, object] = {}
         for start in range(0, len(machine_pks), LOOKUP_CHUNK):
             chunk = machine_pks[start:start + LOOKUP_CHUNK]
-            for lic in License.objects.filter(
+            for values in License.objects.filter(
                 Q(kind=LicenseKind.PERMANENT, status=LicenseStatus.ACTIVE)
                 | Q(kind=LicenseKind.TEMPORARY),
                 machine_id__in=chunk,
-            ).order_by():
+            ).order_by().values_list(*LICENSE_COLUMNS):
+                lic = _RecordedLicense(*values)
                 key = (lic.machine_id, lic.product_version)
                 if lic.kind == LicenseKind.PERMANENT:
                     self.held_permanent[key] = f"#{lic.pk}"
@@ -283,7 +322,7 @@ class _Planner:
         self.pack_issued = Counter(self.db_issued)  # by KeyPack pk, moves as the plan grows
 
     def machine_key(self, machine):
-        return machine.pk if isinstance(machine, ClientMachine) else ("new", machine.hostname.lower())
+        return machine.pk if isinstance(machine, _RecordedMachine) else ("new", machine.hostname.lower())
 
     def machine_for(self, file, row):
         key = row.computer.lower()
@@ -413,7 +452,7 @@ class _Planner:
 
     def _machine_can_receive(self, file, row, machine, product):
         """Rules 3, 4 and 6, with the sentences of ``check_machine_can_receive``."""
-        if isinstance(machine, ClientMachine):
+        if isinstance(machine, _RecordedMachine):
             if machine.status == MachineStatus.RETIRED:
                 self.problem(
                     ERROR, file, row.line, "sIssuedToComputer",
@@ -421,10 +460,12 @@ class _Planner:
                     "to it.", "machine_retired",
                 )
                 return False
-            if machine.os_includes_cal and self.server.builtin_cal_for_pro_clients:
+            if machine.os_edition in OS_EDITIONS_WITH_BUILTIN_CAL and (
+                self.server.builtin_cal_for_pro_clients
+            ):
                 self.problem(
                     ERROR, file, row.line, "sIssuedToComputer",
-                    f"Machine {machine.hostname} runs {machine.get_os_edition_display()}, which "
+                    f"Machine {machine.hostname} runs {OsEdition(machine.os_edition).label}, which "
                     f"includes its TS CAL on license server {self.server.name}; it receives no "
                     "CAL.", "os_includes_cal",
                 )
@@ -508,8 +549,8 @@ class _Planner:
             product_version=product, pack=pack,
         ))
         # Rule 4: a machine running on a temporary CAL stops when it receives a permanent one.
-        temporary = self.temporaries.get(key) if isinstance(machine, ClientMachine) else None
-        if temporary is not None and temporary.status == LicenseStatus.ACTIVE:
+        temporary = self.temporaries.get(key)
+        if isinstance(temporary, _RecordedLicense) and temporary.status == LicenseStatus.ACTIVE:
             self.license_updates[temporary.pk] = _LicenseUpdate(
                 license_pk=temporary.pk,
                 changes={
@@ -546,7 +587,7 @@ class _Planner:
         key = (self.machine_key(machine), product)
         used = self.temporaries.get(key)
         if used is not None:
-            label = f"#{used.pk}" if isinstance(used, License) else used
+            label = f"#{used.pk}" if isinstance(used, _RecordedLicense) else used
             self.problem(
                 ERROR, file, row.line, "sIssuedToComputer",
                 f"Machine {row.computer} already had temporary CAL {label} for "
@@ -790,19 +831,20 @@ def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installe
 
     for start in range(0, len(planner.new_licenses), WRITE_BATCH):
         batch = planner.new_licenses[start:start + WRITE_BATCH]
-        instances = []
+        instances, hostnames = [], []
         for new in batch:
             machine = new.machine.instance if isinstance(new.machine, _NewMachine) else new.machine
+            hostnames.append(machine.hostname)
             pack = new.pack.instance if isinstance(new.pack, _PackPlan) else new.pack
             instances.append(License(
-                license_id=new.row.license_id, machine=machine, key_pack=pack,
+                license_id=new.row.license_id, machine_id=machine.pk, key_pack=pack,
                 license_server=server, product_version=new.product_version, kind=new.kind,
                 status=new.status, issued_at=new.row.issued_at, expires_at=new.expires_at,
                 ended_at=new.ended_at, end_reason=new.end_reason,
                 hardware_id=new.row.hardware_id,
             ))
         License.objects.bulk_create(instances)
-        for new, lic in zip(batch, instances, strict=True):
+        for new, lic, hostname in zip(batch, instances, hostnames, strict=True):
             what = "Permanent" if lic.kind == LicenseKind.PERMANENT else "Temporary"
             source = (f"from key pack {new.row.key_pack_id} " if lic.kind == LicenseKind.PERMANENT
                       else "")
@@ -810,7 +852,7 @@ def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installe
             audit.add(
                 action="import.license_created", obj=lic,
                 summary=f"{what} CAL #{lic.pk} (LicenseId {lic.license_id}, "
-                f"{lic.get_product_version_display()}) on {lic.machine.hostname} imported "
+                f"{lic.get_product_version_display()}) on {hostname} imported "
                 f"{source}from {server.name}{ended}.",
                 data={"after": license_snapshot(lic),
                       "source": _source(new.file, new.row.line) | {"license_status": new.row.status}},
