@@ -13,10 +13,6 @@ BROWSER_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 PASSWORD = "pw-for-tests-1"  # the factories' password
 
-# The sync Playwright API runs an event loop in this thread; the ORM calls of the tests
-# themselves are still synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 
 @pytest.fixture(scope="session")
 def browser():
@@ -24,10 +20,20 @@ def browser():
         pytest.skip(f"No Chromium at {BROWSER_PATH}: install it (apt-get install chromium) or set PORTAL_BROWSER.")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=BROWSER_PATH, headless=True, args=BROWSER_ARGS)
-        yield chromium
-        chromium.close()
+    # The sync Playwright API runs an event loop in this thread; the tests' own ORM calls
+    # are still synchronous. Only the browser tests (run last) need this.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=BROWSER_PATH, headless=True, args=BROWSER_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
