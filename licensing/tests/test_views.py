@@ -280,3 +280,33 @@ def test_audit_list_filters_by_action(client, auditor, admin_user, cal, target):
     client.force_login(auditor)
     rows = client.get(reverse("audit-list"), {"action": "transfer"}).context["rows"]
     assert [e.action for e in rows] == ["transfer.requested"]
+
+
+@pytest.mark.parametrize("who", ["admin_user", "requester", "auditor", None])
+def test_detail_pages_for_every_role_and_login_redirect(client, request, who, open_call):
+    transfer = m.TransferRequest.objects.get()
+    urls = [transfer.get_absolute_url(), open_call.get_absolute_url(), transfer.license.get_absolute_url(),
+            transfer.license.key_pack.get_absolute_url(), transfer.target_machine.get_absolute_url(),
+            reverse("reissuerequest-new") if who == "admin_user" else transfer.source_machine.get_absolute_url()]
+    if who is None:
+        for url in urls:
+            assert client.get(url)["Location"].startswith(reverse("login"))
+        return
+    client.force_login(request.getfixturevalue(who))
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    if who != "admin_user":
+        assert client.get(reverse("reissuerequest-new")).status_code == 403
+        assert b"Install reissued pack" not in client.get(open_call.get_absolute_url()).content
+
+
+def test_audit_report_link_takes_the_pages_date_time_filter(client, auditor, admin_user, cal, target):
+    transfer_services.transfer_file(license=cal, target_machine=target, reason="r", actor=admin_user)
+    client.force_login(auditor)
+    page = client.get(reverse("reports")).content.decode()
+    assert 'type="datetime-local" name="since"' in page
+    since = (timezone.now() - timezone.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    response = client.get("/api/v1/reports/audit-trail.csv", {"since": since, "action": "transfer"})
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    assert "transfer.requested" in body
