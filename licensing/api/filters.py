@@ -5,18 +5,13 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 
 
-def _storable(moment: datetime) -> bool:
-    """A datetime the database can compare with: it converts to UTC without leaving
-    the calendar (year 1 to 9999)."""
-    try:
-        moment.astimezone(UTC) if moment.tzinfo else moment
-    except OverflowError:
-        return False
-    return True
-
-
 class PortalFilterBackend(DjangoFilterBackend):
-    """The shared FilterSets, with out-of-range datetimes refused as 400 field errors."""
+    """The shared FilterSets, with datetimes turned to UTC before they reach the database.
+
+    Python accepts offsets up to +/-23:59 and PostgreSQL only up to about 16 hours, and
+    a datetime near year 1 or 9999 can leave the calendar when converted; either is a
+    400 field error here, never a database error.
+    """
 
     def filter_queryset(self, request, queryset, view):
         filterset = self.get_filterset(request, queryset, view)
@@ -24,11 +19,14 @@ class PortalFilterBackend(DjangoFilterBackend):
             return queryset
         if not filterset.is_valid():
             raise utils.translate_validation(filterset.errors)
-        errors = {
-            name: ["This date and time is out of range."]
-            for name, value in filterset.form.cleaned_data.items()
-            if isinstance(value, datetime) and not _storable(value)
-        }
+        cleaned = filterset.form.cleaned_data
+        errors = {}
+        for name, value in cleaned.items():
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                try:
+                    cleaned[name] = value.astimezone(UTC)
+                except OverflowError:
+                    errors[name] = ["This date and time is out of range."]
         if errors:
             raise ValidationError(errors)
         return filterset.qs

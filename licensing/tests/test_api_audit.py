@@ -134,3 +134,13 @@ class TestComplianceAPI:
     def test_needs_login_and_is_read_only(self, admin_user):
         assert api_client().get(self.url).status_code == 401
         assert api_client(admin_user).post(self.url, {}, format="json").status_code == 405
+
+
+@pytest.mark.django_db
+def test_far_offsets_in_time_filters_are_read_in_utc(issued, admin_user):
+    # +23:45 is a valid ISO 8601 offset that PostgreSQL itself would refuse.
+    response = api_client(admin_user).get(
+        "/api/v1/audit-events/", {"until": "2999-04-21T18:20:54+23:45", "since": "2000-01-01T00:00:00-23:59"}
+    )
+    assert response.status_code == 200
+    assert [r["action"] for r in response.json()["results"]] == ["license.issued"]
