@@ -2,7 +2,8 @@
 
 Usage (PostgreSQL running; the scratch database is dropped and made again)::
 
-    .venv/bin/python bench/export_memory.py [--sizes 100000 1000000] [--database portal_reports_bench]
+    .venv/bin/python bench/export_memory.py [--sizes 100000 1000000] [--database portal_reports_bench] \\
+        [--verify] [--xlsx]
 
 It creates a scratch database, migrates it, appends audit events with a valid hash
 chain by ``COPY`` (hashes computed exactly as ``audit_record`` does), and for each
@@ -130,26 +131,38 @@ def generate(total: int) -> None:
         cursor.execute("ANALYZE licensing_auditevent")
 
 
-def measure() -> None:
-    """Export the whole audit trail as CSV to /dev/null; print one JSON line."""
+def measure(fmt: str) -> None:
+    """Export the whole audit trail; print one JSON line.
+
+    CSV goes through the generator the HTTP response streams, into /dev/null; XLSX
+    through the background export's writer, into a scratch file.
+    """
     _setup_django()
-    from licensing.exports import csv_chunks
+    import tempfile
+
+    from licensing.exports import csv_chunks, write_xlsx
     from licensing.models import AuditEvent
     from licensing.reports import AUDIT_TRAIL
 
     events = AuditEvent.objects.count()
     rss_before = _current_rss_mb()
     started = time.perf_counter()
-    written = 0
-    with open(os.devnull, "w", encoding="utf-8") as sink:
-        for chunk in csv_chunks(AUDIT_TRAIL, {}):
-            written += len(chunk)
-            sink.write(chunk)
+    if fmt == "csv":
+        written = 0
+        with open(os.devnull, "w", encoding="utf-8") as sink:
+            for chunk in csv_chunks(AUDIT_TRAIL, {}):
+                written += len(chunk.encode())
+                sink.write(chunk)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "audit-trail.xlsx"
+            write_xlsx(AUDIT_TRAIL, {}, path)
+            written = path.stat().st_size
     elapsed = time.perf_counter() - started
     print(json.dumps({
-        "events": events, "seconds": round(elapsed, 1), "rows_per_second": round(events / elapsed),
-        "csv_mb": round(written / 2**20, 1), "rss_before_export_mb": round(rss_before, 1),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "format": fmt, "events": events, "seconds": round(elapsed, 1),
+        "rows_per_second": round(events / elapsed), "file_mb": round(written / 2**20, 1),
+        "rss_before_export_mb": round(rss_before, 1), "peak_rss_mb": round(_peak_rss_mb(), 1),
     }))
 
 
@@ -170,13 +183,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--database", default="portal_reports_bench")
     parser.add_argument("--verify", action="store_true", help="Also time verify_audit at the largest size.")
+    parser.add_argument("--xlsx", action="store_true", help="Also measure the XLSX writer at each size.")
+    parser.add_argument("--format", default="csv", help=argparse.SUPPRESS)
     parser.add_argument("--step", choices=["generate", "measure", "verify"], help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step == "generate":
         return generate(args.total)
     if args.step == "measure":
-        return measure()
+        return measure(args.format)
     if args.step == "verify":
         return verify()
 
@@ -188,11 +203,13 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--step", "generate", "--total", str(size)],
                        env=env, check=True)
         print(f"generated {size} events in {time.perf_counter() - started:.1f}s", flush=True)
-        out = subprocess.run([sys.executable, __file__, "--step", "measure"], env=env, check=True,
-                             capture_output=True, text=True).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-        results.append(result)
-        print(json.dumps(result), flush=True)
+        for fmt in ("csv", "xlsx") if args.xlsx else ("csv",):
+            out = subprocess.run([sys.executable, __file__, "--step", "measure", "--format", fmt], env=env,
+                                 check=True, capture_output=True, text=True).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            if fmt == "csv":
+                results.append(result)
+            print(json.dumps(result), flush=True)
     if args.verify:
         out = subprocess.run([sys.executable, __file__, "--step", "verify"], env=env, check=True,
                              capture_output=True, text=True).stdout
@@ -200,7 +217,7 @@ def main() -> None:
     if len(results) > 1:
         low, high = results[0]["peak_rss_mb"], results[-1]["peak_rss_mb"]
         growth = (high - low) / low * 100
-        print(f"peak RSS {low} MB at {results[0]['events']} rows, {high} MB at {results[-1]['events']} "
+        print(f"CSV peak RSS {low} MB at {results[0]['events']} rows, {high} MB at {results[-1]['events']} "
               f"rows: {growth:+.1f}% (target: under 200 MB and within 20%)")
 
 
