@@ -14,7 +14,7 @@ it starts gunicorn with production settings and drives it from separate processe
 
 Results go to docs/benchmarks.md with the date, the machine, the commands and raw numbers.
 Settings: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/portal_bench),
-BENCH_REPEATS (default 5), BENCH_PORT (default 8765), BENCH_WORKERS (default 2).
+BENCH_REPEATS (default 5), BENCH_PORT (default 8799), BENCH_WORKERS (default 2).
 """
 
 import json
@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench")
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
-PORT = int(os.environ.get("BENCH_PORT", "8765"))
+PORT = int(os.environ.get("BENCH_PORT", "8799"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 BASE = f"http://127.0.0.1:{PORT}"
+SERVER_LOG = Path(tempfile.gettempdir()) / "portal-bench-gunicorn.log"
 WORKFLOW_CLIENTS = 8
 WORKFLOWS_PER_CLIENT = 5
 
@@ -153,10 +154,16 @@ def query_counts(user) -> dict:
 
 
 def start_gunicorn():
+    import socket
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", PORT)) == 0:
+            raise RuntimeError(f"port {PORT} is already in use; set BENCH_PORT to a free port")
+    server_log = open(SERVER_LOG, "w")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-         "--workers", str(WORKERS), "--access-logfile", "-", "--log-level", "warning"],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--workers", str(WORKERS), "--log-level", "warning"],
+        cwd=ROOT, env=ENV, stdout=server_log, stderr=subprocess.STDOUT,
     )
     for _ in range(120):
         try:
@@ -166,7 +173,7 @@ def start_gunicorn():
         except OSError:
             time.sleep(0.5)
     process.kill()
-    raise RuntimeError("gunicorn did not answer /healthz: " + process.stderr.read().decode()[-2000:])
+    raise RuntimeError(f"gunicorn did not answer /healthz; see {SERVER_LOG}")
 
 
 def load(url: str, *, requests: int, concurrency: int, headers: dict) -> dict:
@@ -259,18 +266,25 @@ def b4(tokens) -> dict:
                                license_server__builtin_cal_for_pro_clients=False)
         .exclude(Exists(open_transfer)).select_related("license_server").order_by("pk")[:jobs_needed]
     )
-    product = {(s.license_server_id, s.product_version) for s in sources}
     busy = set(TransferRequest.objects.filter(status__in=OPEN_TRANSFER_STATUSES).values_list(
         "target_machine_id", flat=True))
-    licensed = License.objects.filter(machine=OuterRef("pk"), status="active")
-    targets = [
-        m.pk for m in ClientMachine.objects.filter(status=MachineStatus.ACTIVE)
-        .exclude(os_edition__in=OS_EDITIONS_WITH_BUILTIN_CAL)
-        .exclude(Exists(licensed))
-        .order_by("-pk")[: jobs_needed * 2]
-        if m.pk not in busy
-    ][:jobs_needed]
-    if len(sources) < jobs_needed or len(targets) < jobs_needed or not product:
+    targets, taken = [], set(busy)
+    for source in sources:  # a free machine that holds no CAL of the source's product
+        holds = License.objects.filter(machine=OuterRef("pk"), status="active", product_version=source.product_version)
+        candidate = (
+            ClientMachine.objects.filter(status=MachineStatus.ACTIVE)
+            .exclude(os_edition__in=OS_EDITIONS_WITH_BUILTIN_CAL)
+            .exclude(Exists(holds))
+            .exclude(pk__in=taken)
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if candidate is None:
+            break
+        taken.add(candidate)
+        targets.append(candidate)
+    if len(sources) < jobs_needed or len(targets) < jobs_needed:
         raise RuntimeError("not enough transferable licenses or free machines left; reseed the bench database")
     next_id = (KeyPack.objects.order_by("-key_pack_id").values_list("key_pack_id", flat=True).first() or 0) + 1
     jobs = [

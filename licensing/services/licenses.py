@@ -233,7 +233,7 @@ def license_expire_temporary(*, license: License, now: datetime | None = None) -
     now = now or timezone.now()
     with transaction.atomic():
         locked = (
-            License.objects.select_for_update(skip_locked=True)
+            License.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("machine")
             .filter(
                 pk=license.pk,
