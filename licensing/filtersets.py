@@ -9,9 +9,13 @@ from licensing import models as m
 
 def _int_or_none(value: str):
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    # Beyond a 64-bit column no id can match, and SQLite cannot even compare with it.
+    if not -(2**63) <= number < 2**63:
+        return None
+    return number
 
 
 class SearchFilterSet(django_filters.FilterSet):

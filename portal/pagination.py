@@ -1,3 +1,4 @@
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 
 
@@ -11,6 +12,14 @@ class PortalCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
     ordering = "-id"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        # A forged cursor can carry a position that is not a value of the ordering field
+        # (e.g. "abc" for an id); that is a bad cursor, not a server error.
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (TypeError, ValueError) as exc:
+            raise NotFound(self.invalid_cursor_message) from exc
 
     def get_ordering(self, request, queryset, view):
         return getattr(view, "cursor_ordering", None) or (self.ordering,)
