@@ -279,3 +279,19 @@ def test_unknown_server_and_bad_options(db):
         run("keypacks_ps51.csv", server="nowhere")
     with pytest.raises(ValidationError, match="Choose one of mdy, dmy, ymd"):
         run("keypacks_ps51.csv", date_order="ydm")
+
+
+def test_a_temporary_cal_only_once_per_product_and_none_to_retired_machines(server_2019, admin_user):
+    used = MachineFactory(hostname="RDS-CLIENT-03", os_edition=OsEdition.WINDOWS_10)
+    license_issue_temporary(machine=used, license_server=server_2019,
+                            product_version=WindowsVersion.WINDOWS_SERVER_2019, actor=admin_user)
+    MachineFactory(hostname="rds-client-02", status="retired", retired_at=datetime(2024, 1, 1, tzinfo=UTC))
+
+    report = run("keypacks_ps7.csv", "issued_ps7.csv", server="TSLS-2019")
+
+    assert codes(report) == [
+        ("issued_ps7.csv", 3, "sIssuedToComputer", "machine_retired"),
+        ("issued_ps7.csv", 4, "sIssuedToComputer", "temporary_already_used"),
+    ]
+    assert report.errors[1].message.startswith("Machine RDS-CLIENT-03 already had temporary CAL #")
+    assert not report.committed and License.objects.count() == 1
