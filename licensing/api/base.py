@@ -45,6 +45,13 @@ class PortalViewSet(viewsets.GenericViewSet):
     def actor(self):
         return self.request.user
 
+    def creating(self) -> bool:
+        """POST to the list, including the browsable API's form for it (rendered under ``list``)."""
+        request = getattr(self, "request", None)
+        return self.action == "create" or (
+            self.action == "list" and request is not None and request.method == "POST"
+        )
+
     def reread(self, instance):
         """The written row as the list shows it (annotations and related rows loaded)."""
         return self.get_queryset().get(pk=instance.pk)

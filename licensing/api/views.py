@@ -127,7 +127,7 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
     filterset_class = filtersets.LicenseFilterSet
 
     def get_serializer_class(self):
-        return s.LicenseIssueSerializer if self.action == "create" else s.LicenseSerializer
+        return s.LicenseIssueSerializer if self.creating() else s.LicenseSerializer
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -175,8 +175,9 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
     requester_actions = ("create", "cancel")
 
     def get_serializer_class(self):
+        if self.creating():
+            return s.TransferFileSerializer
         return {
-            "create": s.TransferFileSerializer,
             "approve": s.OptionalNoteSerializer,
             "cancel": s.OptionalNoteSerializer,
             "reject": s.RequiredNoteSerializer,
@@ -284,8 +285,9 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
     filterset_class = filtersets.ReissueRequestFilterSet
 
     def get_serializer_class(self):
+        if self.creating():
+            return s.ReissueLogCallSerializer
         return {
-            "create": s.ReissueLogCallSerializer,
             "install": s.ReissueInstallSerializer,
             "deny": s.RequiredNoteSerializer,
             "cancel": s.OptionalNoteSerializer,

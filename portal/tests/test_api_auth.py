@@ -87,3 +87,15 @@ def test_session_writes_need_csrf(auditor, admin_user):
 def test_user_without_role_is_403():
     user = UserFactory(username="norole")
     assert api_client(user).get("/api/v1/licenses/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_browsable_api_renders_for_a_signed_in_browser(client, admin_user, key_pack):
+    client.force_login(admin_user)
+    for url in ("/api/v1/licenses/", "/api/v1/transfers/", "/api/v1/reissue-requests/", "/api/v1/key-packs/",
+                f"/api/v1/key-packs/{key_pack.pk}/", "/api/v1/compliance/", "/api/v1/audit-events/verify/"):
+        response = client.get(url, HTTP_ACCEPT="text/html")
+        assert response.status_code == 200, url
+        assert response["Content-Type"].startswith("text/html")
+    # The list's POST form is the input the endpoint takes.
+    assert 'name="target_machine"' in client.get("/api/v1/transfers/", HTTP_ACCEPT="text/html").content.decode()
