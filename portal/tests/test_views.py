@@ -148,3 +148,19 @@ def test_machine_list_runs_a_fixed_number_of_queries(client, admin_user, page_si
         response = client.get(reverse("machine-list"), {"page_size": page_size, "q": "host-"})
     assert len(response.context["rows"]) == page_size
     assert response.context["next_url"]
+
+
+def test_keyset_walks_ties_on_a_datetime_sort_key_without_gaps(client, admin_user, key_pack):
+    moment = timezone.now().replace(microsecond=123456)
+    expected = []
+    for i in range(7):
+        issued = moment if i < 4 else moment - timedelta(days=i)
+        expected.append((issued, LicenseFactory(key_pack=key_pack, issued_at=issued).pk))
+    expected.sort(key=lambda pair: (pair[0], pair[1]), reverse=True)
+    client.force_login(admin_user)
+    url, seen = reverse("license-list") + "?sort=-issued_at&page_size=2", []
+    while url:
+        response = client.get(url)
+        seen += [lic.pk for lic in response.context["rows"]]
+        url = reverse("license-list") + response.context["next_url"] if response.context["next_url"] else None
+    assert seen == [pk for _, pk in expected]
