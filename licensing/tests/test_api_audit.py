@@ -144,3 +144,12 @@ def test_far_offsets_in_time_filters_are_read_in_utc(issued, admin_user):
     )
     assert response.status_code == 200
     assert [r["action"] for r in response.json()["results"]] == ["license.issued"]
+
+
+@pytest.mark.django_db
+def test_audit_list_queries_are_fixed(issued, admin_user, django_assert_num_queries):
+    client = api_client(admin_user)
+    for _ in range(5):
+        license_issue_permanent(machine=MachineFactory(), key_pack=KeyPackFactory(), actor=admin_user)
+    with django_assert_num_queries(3):  # token, role, one page of events
+        assert len(client.get("/api/v1/audit-events/", {"page_size": 500}).json()["results"]) == 6

@@ -107,6 +107,17 @@ class TestKeyPackAPI(APICrudTests):
         assert response.status_code == 400
         assert "total_licenses" in response.json()
 
+    def test_product_is_fixed_once_issued(self, key_pack, admin_user, admin_api):
+        license_issue_permanent(machine=MachineFactory(), key_pack=key_pack, actor=admin_user)
+        before = audit_count()
+        response = admin_api.patch(self.detail_url(key_pack.pk), {"product_version": "windows_server_2008"},
+                                   format="json")
+        assert response.status_code == 400
+        assert "product_version" in response.json()
+        key_pack.refresh_from_db()
+        assert key_pack.product_version == "windows_server_2003"
+        assert audit_count() == before
+
     def test_duplicate_key_pack_id_on_server_is_400(self, key_pack, create_data, admin_api):
         before = audit_count()
         response = admin_api.post(

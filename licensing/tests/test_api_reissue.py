@@ -151,3 +151,18 @@ class TestReissueRequestAPI(APIReadTests, CreateMixin, RequesterCannotCreateMixi
             assert response.status_code == 403
         call.refresh_from_db()
         assert call.status == "open"
+
+
+@pytest.mark.django_db
+def test_list_queries_are_fixed(call, server, admin_user, django_assert_num_queries):
+    client = api_client(admin_user)
+    with django_assert_num_queries(4):  # token, role, calls with their key packs, covered transfers
+        assert len(client.get("/api/v1/reissue-requests/").json()["results"]) == 1
+    for n in range(4):
+        reissue_log_call(
+            actor=admin_user, called_at="2004-05-04T10:00:00Z", license_server=server,
+            product_version="windows_server_2003", license_program="select", quantity_requested=1,
+            csc_location=f"Loc {n}", csc_phone_number="1",
+        )
+    with django_assert_num_queries(4):
+        assert len(client.get("/api/v1/reissue-requests/").json()["results"]) == 5

@@ -136,3 +136,16 @@ class TestTransferAPI(APIReadTests, CreateMixin, NoUpdateMixin):
         assert ids(status="completed") == []
         assert ids(requested_by="alice") == [transfer.pk]
         assert ids(target_machine=transfer.target_machine_id) == [transfer.pk]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [1, 5])
+def test_list_queries_are_fixed(key_pack, admin_user, second_admin, django_assert_num_queries, count):
+    for _ in range(count):
+        license = license_issue_permanent(machine=MachineFactory(), key_pack=key_pack, actor=admin_user)
+        transfer = transfer_file(license=license, target_machine=MachineFactory(), reason="r", actor=admin_user)
+        transfer_approve(transfer=transfer, actor=second_admin)
+    client = api_client(admin_user)
+    with django_assert_num_queries(3):  # token, role, transfers joined with their people
+        rows = client.get("/api/v1/transfers/").json()["results"]
+    assert len(rows) == count and rows[0]["approved_by"] == "bob"
