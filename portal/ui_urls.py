@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from django.urls import include, path, re_path
 
 from inventory import views as inventory_views
@@ -38,8 +36,6 @@ urlpatterns = [
     path("csc-contacts/new/", licensing_views.csccontact_new, name="csccontact-new"),
     path("audit/", licensing_views.AuditEventListView.as_view(), name="audit-list"),
     path("reports/", licensing_views.reports, name="reports"),
+    # Import of a license server's Export-Csv files
+    path("imports/", include("licensing.import_urls")),
 ]
-
-# The import pages live in their own module; include them once it exists.
-if (Path(__file__).resolve().parent.parent / "licensing" / "import_urls.py").exists():
-    urlpatterns.append(path("imports/", include("licensing.import_urls")))

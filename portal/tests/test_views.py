@@ -164,3 +164,10 @@ def test_keyset_walks_ties_on_a_datetime_sort_key_without_gaps(client, admin_use
         seen += [lic.pk for lic in response.context["rows"]]
         url = reverse("license-list") + response.context["next_url"] if response.context["next_url"] else None
     assert seen == [pk for _, pk in expected]
+
+
+@pytest.mark.parametrize("who,sees_import", [("admin_user", True), ("requester", False), ("auditor", False)])
+def test_nav_links_the_import_page_for_admins_only(client, request, who, sees_import):
+    client.force_login(request.getfixturevalue(who))
+    page = client.get(reverse("dashboard")).content.decode()
+    assert (f'href="{reverse("import-upload")}"' in page) is sees_import
