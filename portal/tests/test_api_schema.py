@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from portal.tests.api_mixins import api_client
@@ -98,3 +100,7 @@ def test_docs_are_served_locally(client, auditor):
     assert "swagger-ui" in html and "drf_spectacular_sidecar" in html
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
     assert "/api/v1/schema/" in html
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert len(assets) >= 3
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
