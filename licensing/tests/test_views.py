@@ -310,3 +310,11 @@ def test_audit_report_link_takes_the_pages_date_time_filter(client, auditor, adm
     assert response.status_code == 200
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     assert "transfer.requested" in body
+
+
+def test_refused_role_sees_the_reason_on_a_403_page(client, auditor, cal):
+    client.force_login(auditor)
+    response = client.get(reverse("transfer-new"))
+    assert response.status_code == 403
+    assert "Only administrators and requesters file transfer requests." in response.content.decode()
+    assert client.get("/transfers/999999/").status_code == 404
