@@ -166,7 +166,7 @@ class _NewMachine:
     hardware_id: str
     file: str
     line: int
-    instance: ClientMachine | None = None
+    pk: int | None = None
 
 
 @dataclass
@@ -283,25 +283,44 @@ class _Planner:
 
     # machines and licenses
 
+    def lock_machines(self):
+        """Lock the recorded machines the export names, by primary key: machines come
+        before key packs in the fixed lock order, and the licenses written later hold
+        keys to them."""
+        names = sorted({
+            row.computer.lower()
+            for export in self.exports if export.wmi_class == wmi.ISSUED_LICENSE_CLASS
+            for row in export.rows
+        })
+        pks = []
+        for start in range(0, len(names), LOOKUP_CHUNK):
+            pks.extend(
+                ClientMachine.objects.annotate(lower_hostname=Lower("hostname"))
+                .filter(lower_hostname__in=names[start:start + LOOKUP_CHUNK])
+                .order_by()
+                .values_list("pk", flat=True)
+            )
+        pks.sort()
+        self.machines: dict[str, _RecordedMachine] = {}
+        for start in range(0, len(pks), LOOKUP_CHUNK):
+            for values in (
+                ClientMachine.objects.select_for_update()
+                .filter(pk__in=pks[start:start + LOOKUP_CHUNK])
+                .order_by("pk")
+                .values_list("pk", "hostname", "status", "os_edition")
+            ):
+                machine = _RecordedMachine(*values)
+                self.machines[machine.hostname.lower()] = machine
+
     def load_license_state(self, rows):
-        """Bulk look-ups: the server's licenses by LicenseId, the machines named in the
-        export, and what those machines already hold (rules 4 and 5)."""
+        """Bulk look-ups: the server's licenses by LicenseId and what the export's
+        machines already hold (rules 4 and 5)."""
         self.existing_licenses: dict[int, _RecordedLicense] = {}
         if rows:
             for license_id, *values in License.objects.filter(
                 license_server=self.server, license_id__isnull=False
             ).order_by().values_list("license_id", *LICENSE_COLUMNS):
                 self.existing_licenses[license_id] = _RecordedLicense(*values)
-        names = sorted({r.computer.lower() for _, r in rows})
-        self.machines: dict[str, _RecordedMachine] = {}
-        for start in range(0, len(names), LOOKUP_CHUNK):
-            for lower, *values in (
-                ClientMachine.objects.annotate(lower_hostname=Lower("hostname"))
-                .filter(lower_hostname__in=names[start:start + LOOKUP_CHUNK])
-                .order_by()
-                .values_list("lower_hostname", "pk", "hostname", "status", "os_edition")
-            ):
-                self.machines[lower] = _RecordedMachine(*values)
         machine_pks = sorted(m.pk for m in self.machines.values())
         # (machine pk, product) -> what holds it: an active permanent CAL, a temporary CAL
         self.held_permanent: dict[tuple, str] = {}
@@ -722,7 +741,10 @@ def _source(file, line):
     return {"file": file, "line": line}
 
 
-def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installed_on: date):
+def _apply(planner: _Planner, report: ImportReport, actor, installed_on: date) -> _AuditBatch:
+    """Write the plan. New machines and key packs are inserted before the audit chain head
+    is locked: a concurrent service inserting the same host name or KeyPackId takes the
+    head after its insert, so holding the head here could close a cycle."""
     server = planner.server
     now = planner.now
     # Machines first, then key packs, then licenses (the fixed lock order).
@@ -739,19 +761,10 @@ def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installe
             for m in batch
         ])
         for plan, machine in zip(batch, instances, strict=True):
-            plan.instance = machine
-            audit.add(
-                action="import.machine_created", obj=machine,
-                summary=f"Machine {machine.hostname} added by the import from {server.name} "
-                "(OS edition unknown: other).",
-                data={"after": {"id": machine.pk, "hostname": machine.hostname,
-                                "os_edition": machine.os_edition,
-                                "hardware_id": machine.hardware_id},
-                      "source": _source(plan.file, plan.line)},
-                refs={"machine": [machine.pk], "license_server": [server.pk]},
-            )
+            plan.pk = machine.pk
     report.created["machine"] += len(new_machines)
 
+    pack_events = []
     for key_pack_id, plan in planner.packs.items():
         if plan.blocked:
             continue
@@ -766,7 +779,7 @@ def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installe
             )
             plan.instance = pack
             report.created["key_pack"] += 1
-            audit.add(
+            pack_events.append(dict(
                 action="import.key_pack_created", obj=pack,
                 summary=f"Key pack {key_pack_id} ({row.total_licenses} "
                 f"{pack.get_cal_type_display()} CALs, {pack.get_product_version_display()}) "
@@ -779,7 +792,7 @@ def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installe
                     "expires_on": pack.expires_on, "key_pack_type": row.key_pack_type,
                 }, "source": _source(plan.file.name, row.line)},
                 refs={"key_pack": [pack.pk], "license_server": [server.pk]},
-            )
+            ))
         elif plan.changes:
             pack = plan.existing
             for name, (_, after) in plan.changes.items():
@@ -787,15 +800,29 @@ def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installe
             pack.save(update_fields=list(plan.changes))
             plan.instance = pack
             report.updated["key_pack"] += 1
-            audit.add(
+            pack_events.append(dict(
                 action="import.key_pack_updated", obj=pack,
                 summary=f"Key pack {key_pack_id} on {server.name} updated by the import.",
                 data={"changes": plan.changes, "source": _source(plan.file.name, row.line)},
                 refs={"key_pack": [pack.pk], "license_server": [server.pk]},
-            )
+            ))
         else:
             plan.instance = plan.existing
             report.unchanged["key_pack"] += 1
+
+    audit = _AuditBatch(actor)
+    for plan in new_machines:
+        audit.add(
+            action="import.machine_created", object_type="clientmachine", object_id=plan.pk,
+            summary=f"Machine {plan.hostname} added by the import from {server.name} "
+            "(OS edition unknown: other).",
+            data={"after": {"id": plan.pk, "hostname": plan.hostname,
+                            "os_edition": OsEdition.OTHER, "hardware_id": plan.hardware_id},
+                  "source": _source(plan.file, plan.line)},
+            refs={"machine": [plan.pk], "license_server": [server.pk]},
+        )
+    for event in pack_events:
+        audit.add(**event)
 
     if planner.license_updates:
         locked = {
@@ -833,7 +860,7 @@ def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installe
         batch = planner.new_licenses[start:start + WRITE_BATCH]
         instances, hostnames = [], []
         for new in batch:
-            machine = new.machine.instance if isinstance(new.machine, _NewMachine) else new.machine
+            machine = new.machine
             hostnames.append(machine.hostname)
             pack = new.pack.instance if isinstance(new.pack, _PackPlan) else new.pack
             instances.append(License(
@@ -860,6 +887,7 @@ def _apply(planner: _Planner, report: ImportReport, audit: _AuditBatch, installe
                       "key_pack": [lic.key_pack_id], "license_server": [server.pk]},
             )
     report.created["license"] += len(planner.new_licenses)
+    return audit
 
 
 def _describe_plan(planner: _Planner, report: ImportReport):
@@ -923,7 +951,9 @@ def license_server_import(
     now = timezone.now()
     installed_on = installed_on or timezone.localdate()
     with transaction.atomic():
-        server = LicenseServer.objects.select_for_update().filter(name__iexact=server_name).first()
+        # The server row is not locked: issuing locks it together with its key pack. Two
+        # imports of one server meet at its key pack rows, or at the unique constraints.
+        server = LicenseServer.objects.filter(name__iexact=server_name).first()
         if server is None:
             raise ValidationError(
                 {"server": f"There is no license server named {server_name!r}; add it first."}
@@ -933,6 +963,7 @@ def license_server_import(
             report.problems.extend(export.problems)
         planner = _Planner(server=server, exports=[f for f in report.files if f.readable],
                            report=report, installed_on=installed_on, now=now)
+        planner.lock_machines()
         planner.plan_key_packs()
         planner.plan_licenses()
         planner.check_packs(
@@ -945,8 +976,7 @@ def license_server_import(
             return report
         try:
             with transaction.atomic():
-                audit = _AuditBatch(actor)
-                _apply(planner, report, audit, installed_on)
+                audit = _apply(planner, report, actor, installed_on)
                 if report.changes:
                     audit.add(
                         action="import.completed", obj=server,
