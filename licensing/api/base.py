@@ -46,10 +46,11 @@ class PortalViewSet(viewsets.GenericViewSet):
         return self.request.user
 
     def creating(self) -> bool:
-        """POST to the list, including the browsable API's form for it (rendered under ``list``)."""
+        """POST to the list, including its description in the browsable API's form (rendered
+        under ``list``) and in OPTIONS (under ``metadata``), which clone the request as a POST."""
         request = getattr(self, "request", None)
         return self.action == "create" or (
-            self.action == "list" and request is not None and request.method == "POST"
+            self.action in ("list", "metadata") and request is not None and request.method == "POST"
         )
 
     def reread(self, instance):

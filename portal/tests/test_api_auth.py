@@ -99,3 +99,13 @@ def test_browsable_api_renders_for_a_signed_in_browser(client, admin_user, key_p
         assert response["Content-Type"].startswith("text/html")
     # The list's POST form is the input the endpoint takes.
     assert 'name="target_machine"' in client.get("/api/v1/transfers/", HTTP_ACCEPT="text/html").content.decode()
+
+
+@pytest.mark.django_db
+def test_options_describe_the_post_input(admin_user, machine):
+    client = api_client(admin_user)
+    for url in ("/api/v1/licenses/", "/api/v1/transfers/", "/api/v1/reissue-requests/", "/api/v1/machines/",
+                f"/api/v1/machines/{machine.pk}/", "/api/v1/compliance/", "/api/v1/audit-events/"):
+        assert client.options(url).status_code == 200, url
+    post = client.options("/api/v1/transfers/").json()["actions"]["POST"]
+    assert set(post) == {"license", "target_machine", "reason"}
