@@ -10,6 +10,7 @@ beat schedule names the tasks by their ``licensing.tasks.*`` names.
 """
 
 import csv
+import io
 import logging
 import os
 import time
@@ -22,7 +23,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from licensing.models import ExportJob, ExportStatus
@@ -39,10 +40,13 @@ CONTENT_TYPES = {
 # Leading characters that make a spreadsheet evaluate a cell (OWASP CSV injection).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 CSV_BLOCK_ROWS = 500
+# PostgreSQL's COPY ends lines with LF; the Python writer does the same.
+LINE_END = "\n"
 # Excel's last row is 1,048,576; longer reports continue on a further sheet.
 XLSX_MAX_DATA_ROWS = 1_048_575
 PROGRESS_EVERY_ROWS = 2000
 PARTIAL_SUFFIX = ".part"
+COPY_CHUNK_ROWS = 50_000
 
 
 def neutralise(value):
@@ -67,7 +71,7 @@ class _LineBuffer:
 def csv_chunks(report: Report, filters: Mapping[str, str], *, rows: Iterable[tuple] | None = None
                ) -> Iterator[str]:
     """The report as CSV text, in blocks of a few hundred rows (for streaming)."""
-    writer = csv.writer(_LineBuffer())
+    writer = csv.writer(_LineBuffer(), lineterminator=LINE_END)
     yield writer.writerow(report.headers)
     block = []
     for row in rows if rows is not None else report.rows(filters):
@@ -88,9 +92,47 @@ def _counting(rows: Iterable[tuple], on_row: Callable[[int], None] | None) -> It
             on_row(count)
 
 
+def _copy_csv(report: Report, filters: Mapping[str, str], path: Path,
+              on_row: Callable[[int], None] | None) -> int:
+    """PostgreSQL writes the rows itself (``COPY ... TO STDOUT``): the same cells as the
+    Python writer, at the speed of ``psql \\copy``, in constant memory.
+
+    It copies ``COPY_CHUNK_ROWS`` rows at a time, by ranges of the report's unique
+    ordering key, so progress can be written between the statements.
+    """
+    queryset = report.queryset(filters)
+    key = report.key
+    written = 0
+    with connection.cursor() as cursor, open(path, "wb") as handle:
+        header = io.StringIO()
+        csv.writer(header, lineterminator=LINE_END).writerow(report.headers)
+        handle.write(header.getvalue().encode())
+        last = None
+        while True:
+            chunk = queryset if last is None else queryset.filter(**{f"{key}__gt": last})
+            ends = list(chunk.values_list(key, flat=True)[COPY_CHUNK_ROWS - 1:COPY_CHUNK_ROWS])
+            if ends:
+                chunk = chunk.filter(**{f"{key}__lte": ends[0]})
+            select = report.copy_select(chunk, cursor)
+            cursor.cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", handle)
+            written += cursor.cursor.rowcount
+            if not ends:
+                return written
+            if on_row is not None:
+                on_row(written)
+            last = ends[0]
+
+
 def write_csv(report: Report, filters: Mapping[str, str], path: Path, *,
-              on_row: Callable[[int], None] | None = None) -> int:
-    """Write the report to ``path`` as CSV; returns the number of data rows."""
+              on_row: Callable[[int], None] | None = None, use_copy: bool | None = None) -> int:
+    """Write the report to ``path`` as CSV; returns the number of data rows.
+
+    On PostgreSQL, reports whose cells the database can compute go through COPY.
+    """
+    if use_copy is None:
+        use_copy = report.can_copy(connection)
+    if use_copy:
+        return _copy_csv(report, filters, path, on_row)
     written = 0
 
     def rows():

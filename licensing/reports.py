@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime, time
 from itertools import islice
 
 import django_filters
-from django import forms
 from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Case, F, Func, TextField, Value, When
+from django.db.models.functions import Cast
 
 from inventory.models import OsEdition
 from licensing import models as m
@@ -50,13 +50,41 @@ def number(value):
     return "" if value is None else value
 
 
-def label_of(choices) -> Callable[[str], str]:
-    labels = dict(choices)
-    return lambda value: labels.get(value, value or "")
+# Cell kinds: how a value is shown, in Python (``FORMATTERS``) and in SQL (``sql_cell``).
+TEXT, NUMBER, DATETIME, DATETIME_PRECISE, CHOICE, JSON = (
+    "text", "number", "datetime", "datetime_precise", "choice", "json")
+FORMATTERS = {
+    TEXT: text, NUMBER: number, DATETIME: iso_datetime, DATETIME_PRECISE: iso_datetime_precise, JSON: text,
+}
 
 
-def json_text(value) -> str:
-    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, ensure_ascii=False)
+class Neutralised(Func):
+    """PostgreSQL: the text with a leading quote when it starts like a formula (as
+    ``licensing.exports.neutralise``), and empty text as NULL (an empty CSV field)."""
+
+    template = r"NULLIF(regexp_replace(%(expressions)s, '^([=+@\t\r-])', '''\1'), '')"
+    output_field = TextField()
+
+
+class IsoUtc(Func):
+    """PostgreSQL: a timestamp as ISO 8601 in UTC, as ``iso_datetime`` writes it."""
+
+    template = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS%(fraction)s"+00:00"')"""
+    output_field = TextField()
+
+
+def sql_cell(column) -> object:
+    """The column's cell computed by PostgreSQL, exactly as the Python formatters show it."""
+    if column.kind == NUMBER:
+        return F(column.field)
+    if column.kind in (DATETIME, DATETIME_PRECISE):
+        return IsoUtc(F(column.field), fraction=".US" if column.kind == DATETIME_PRECISE else "")
+    if column.kind == CHOICE:
+        return Neutralised(Case(
+            *[When(**{column.field: code}, then=Value(label)) for code, label in column.choices],
+            default=Cast(F(column.field), TextField()), output_field=TextField(),
+        ))
+    return Neutralised(Cast(F(column.field), TextField()))
 
 
 class InvalidFilters(ValidationError):
@@ -66,12 +94,26 @@ class InvalidFilters(ValidationError):
 @dataclass(frozen=True)
 class Column:
     """A report column: its human header, the ``values_list`` path it reads (or ``@name``
-    for a value the report's ``enrich`` supplies), the cell formatter and an XLSX width."""
+    for a value the report's ``enrich`` supplies), how its cells are shown, and an
+    XLSX width. ``choices`` turn stored codes into their labels."""
 
     header: str
     field: str
-    format: Callable = text
+    kind: str = TEXT
     width: int = 14
+    choices: tuple = ()
+
+    @property
+    def format(self) -> Callable:
+        if self.kind == CHOICE:
+            labels = dict(self.choices)
+            return lambda value: labels.get(value, value or "")
+        return FORMATTERS[self.kind]
+
+    @property
+    def source(self):
+        """What ``values_list`` reads: JSON as the database's own text of it."""
+        return Cast(self.field, TextField()) if self.kind == JSON else self.field
 
 
 class ComplianceFilterSet(django_filters.FilterSet):
@@ -89,8 +131,9 @@ class ComplianceFilterSet(django_filters.FilterSet):
 class Report:
     """One exportable report.
 
-    ``since_until`` names the filters that bound the report in time, so the shell
-    command's ``--since`` and ``--until`` mean the same on every report.
+    ``base_queryset`` is ordered by ``key``, a unique column. ``since_until`` names
+    the filters that bound the report in time, so the shell command's ``--since`` and
+    ``--until`` mean the same on every report.
     """
 
     name: str
@@ -98,6 +141,7 @@ class Report:
     filterset_class: type[django_filters.FilterSet]
     columns: tuple[Column, ...]
     base_queryset: Callable | None = None
+    key: str = "id"
     since_until: tuple[str, str] | None = None
     until_is_datetime: bool = False
     enrich: Callable | None = None
@@ -141,6 +185,18 @@ class Report:
     def count(self, filters: Mapping[str, str]) -> int:
         return self.queryset(filters).count()
 
+    def can_copy(self, connection) -> bool:
+        """Can PostgreSQL's COPY write this report's CSV by itself?"""
+        return (connection.vendor == "postgresql" and self.base_queryset is not None
+                and not any(c.field.startswith("@") for c in self.columns))
+
+    def copy_select(self, queryset, cursor) -> str:
+        """One SELECT, parameters bound, whose rows are the report's CSV cells for this
+        (filtered) queryset, in its order, the formatting done by the database."""
+        cells = queryset.values_list(*[sql_cell(c) for c in self.columns])
+        sql, params = cells.query.sql_with_params()
+        return cursor.mogrify(sql, params).decode()
+
     def rows(self, filters: Mapping[str, str], *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
         """The report's rows as tuples of plain cell values, in a stable order.
 
@@ -148,8 +204,8 @@ class Report:
         the value of the ``@`` columns by the row's first field, its id: one query per
         chunk, never one per row.
         """
-        fields = [c.field for c in self.columns if not c.field.startswith("@")]
-        raw = self.queryset(filters).values_list(*fields).iterator(chunk_size=chunk_size)
+        sources = [c.source for c in self.columns if not c.field.startswith("@")]
+        raw = self.queryset(filters).values_list(*sources).iterator(chunk_size=chunk_size)
         cells = list(zip([c.format for c in self.columns], _positions(self.columns), strict=True))
         for batch in _batched(raw, chunk_size):
             extra = self.enrich(batch) if self.enrich else {}
@@ -221,7 +277,7 @@ class LicenseReport(Report):
     def filterset(self, filters):
         data = dict(filters)
         data.setdefault("status", m.LicenseStatus.ACTIVE)
-        return self.filterset_class(data=data, queryset=m.License.objects.order_by("id"))
+        return self.filterset_class(data=data, queryset=self.base_queryset())
 
 
 AUDIT_TRAIL = Report(
@@ -229,19 +285,20 @@ AUDIT_TRAIL = Report(
     title="Audit trail",
     filterset_class=AuditEventFilterSet,
     base_queryset=lambda: m.AuditEvent.objects.order_by("sequence"),
+    key="sequence",
     since_until=("since", "until"),
     until_is_datetime=True,
     columns=(
-        Column("Sequence", "sequence", number, 10),
-        Column("Occurred at", "occurred_at", iso_datetime_precise, 32),
-        Column("Actor", "actor", text, 16),
-        Column("Action", "action", text, 28),
-        Column("Object type", "object_type", text, 16),
-        Column("Object id", "object_id", text, 10),
-        Column("Summary", "summary", text, 80),
-        Column("Details", "data", json_text, 60),
-        Column("Previous hash", "prev_hash", text, 66),
-        Column("Hash", "hash", text, 66),
+        Column("Sequence", "sequence", NUMBER, 10),
+        Column("Occurred at", "occurred_at", DATETIME_PRECISE, 32),
+        Column("Actor", "actor", TEXT, 16),
+        Column("Action", "action", TEXT, 28),
+        Column("Object type", "object_type", TEXT, 16),
+        Column("Object id", "object_id", TEXT, 10),
+        Column("Summary", "summary", TEXT, 80),
+        Column("Details", "data", JSON, 60),
+        Column("Previous hash", "prev_hash", TEXT, 66),
+        Column("Hash", "hash", TEXT, 66),
     ),
 )
 
@@ -249,22 +306,23 @@ LICENSES = LicenseReport(
     name="licenses",
     title="Current licenses",
     filterset_class=LicenseFilterSet,
+    base_queryset=lambda: m.License.objects.order_by("id"),
     since_until=("issued_after", "issued_before"),
     columns=(
-        Column("License", "id", number, 10),
-        Column("LicenseId", "license_id", number, 12),
-        Column("Host name", "machine__hostname", text, 24),
-        Column("OS edition", "machine__os_edition", label_of(OsEdition.choices), 26),
-        Column("License server", "license_server__name", text, 18),
-        Column("Product version", "product_version", label_of(m.WindowsVersion.choices), 24),
-        Column("Kind", "kind", label_of(m.LicenseKind.choices), 20),
-        Column("Status", "status", label_of(m.LicenseStatus.choices), 12),
-        Column("KeyPackId", "key_pack__key_pack_id", number, 12),
-        Column("License program", "key_pack__license_program", label_of(m.LicenseProgram.choices), 20),
-        Column("Agreement number", "key_pack__agreement_number", text, 18),
-        Column("Issued at", "issued_at", iso_datetime, 26),
-        Column("Expires at", "expires_at", iso_datetime, 26),
-        Column("Transferred from license", "transferred_from_id", number, 12),
+        Column("License", "id", NUMBER, 10),
+        Column("LicenseId", "license_id", NUMBER, 12),
+        Column("Host name", "machine__hostname", TEXT, 24),
+        Column("OS edition", "machine__os_edition", CHOICE, 26, OsEdition.choices),
+        Column("License server", "license_server__name", TEXT, 18),
+        Column("Product version", "product_version", CHOICE, 24, m.WindowsVersion.choices),
+        Column("Kind", "kind", CHOICE, 20, m.LicenseKind.choices),
+        Column("Status", "status", CHOICE, 12, m.LicenseStatus.choices),
+        Column("KeyPackId", "key_pack__key_pack_id", NUMBER, 12),
+        Column("License program", "key_pack__license_program", CHOICE, 20, m.LicenseProgram.choices),
+        Column("Agreement number", "key_pack__agreement_number", TEXT, 18),
+        Column("Issued at", "issued_at", DATETIME, 26),
+        Column("Expires at", "expires_at", DATETIME, 26),
+        Column("Transferred from license", "transferred_from_id", NUMBER, 12),
     ),
 )
 
@@ -273,13 +331,13 @@ COMPLIANCE = ComplianceReport(
     title="Compliance per license server and product",
     filterset_class=ComplianceFilterSet,
     columns=(
-        Column("License server", "license_server_name", text, 18),
-        Column("Product version", "product_version", label_of(m.WindowsVersion.choices), 24),
-        Column("Installed", "installed", number, 10),
-        Column("Issued", "issued", number, 10),
-        Column("Available", "available", number, 10),
-        Column("Temporary CALs active", "temporary_active", number, 12),
-        Column("Temporary CALs expiring within 14 days", "temporary_expiring_14d", number, 14),
+        Column("License server", "license_server_name", TEXT, 18),
+        Column("Product version", "product_version", CHOICE, 24, m.WindowsVersion.choices),
+        Column("Installed", "installed", NUMBER, 10),
+        Column("Issued", "issued", NUMBER, 10),
+        Column("Available", "available", NUMBER, 10),
+        Column("Temporary CALs active", "temporary_active", NUMBER, 12),
+        Column("Temporary CALs expiring within 14 days", "temporary_expiring_14d", NUMBER, 14),
     ),
 )
 
@@ -290,27 +348,27 @@ TRANSFERS = Report(
     base_queryset=lambda: m.TransferRequest.objects.order_by("id"),
     since_until=("since", "until"),
     columns=(
-        Column("Transfer", "id", number, 10),
-        Column("Status", "status", label_of(m.TransferStatus.choices), 18),
-        Column("License", "license_id", number, 10),
-        Column("Product version", "license__product_version", label_of(m.WindowsVersion.choices), 24),
-        Column("License server", "license__license_server__name", text, 18),
-        Column("Source host name", "source_machine__hostname", text, 24),
-        Column("Target host name", "target_machine__hostname", text, 24),
-        Column("Reason", "reason", text, 40),
-        Column("Requested by", "requested_by__username", text, 16),
-        Column("Requested at", "requested_at", iso_datetime, 26),
-        Column("Approved by", "approved_by__username", text, 16),
-        Column("Approved at", "approved_at", iso_datetime, 26),
-        Column("Removal method", "removal_method", label_of(m.RemovalMethod.choices), 28),
-        Column("Removal confirmed by", "removal_confirmed_by__username", text, 16),
-        Column("Removal confirmed at", "removal_confirmed_at", iso_datetime, 26),
-        Column("CSC call", "reissue_request_id", number, 10),
-        Column("Resulting license", "resulting_license_id", number, 10),
-        Column("Completed at", "completed_at", iso_datetime, 26),
-        Column("Closed by", "closed_by__username", text, 16),
-        Column("Closed at", "closed_at", iso_datetime, 26),
-        Column("Decision note", "decision_note", text, 40),
+        Column("Transfer", "id", NUMBER, 10),
+        Column("Status", "status", CHOICE, 18, m.TransferStatus.choices),
+        Column("License", "license_id", NUMBER, 10),
+        Column("Product version", "license__product_version", CHOICE, 24, m.WindowsVersion.choices),
+        Column("License server", "license__license_server__name", TEXT, 18),
+        Column("Source host name", "source_machine__hostname", TEXT, 24),
+        Column("Target host name", "target_machine__hostname", TEXT, 24),
+        Column("Reason", "reason", TEXT, 40),
+        Column("Requested by", "requested_by__username", TEXT, 16),
+        Column("Requested at", "requested_at", DATETIME, 26),
+        Column("Approved by", "approved_by__username", TEXT, 16),
+        Column("Approved at", "approved_at", DATETIME, 26),
+        Column("Removal method", "removal_method", CHOICE, 28, m.RemovalMethod.choices),
+        Column("Removal confirmed by", "removal_confirmed_by__username", TEXT, 16),
+        Column("Removal confirmed at", "removal_confirmed_at", DATETIME, 26),
+        Column("CSC call", "reissue_request_id", NUMBER, 10),
+        Column("Resulting license", "resulting_license_id", NUMBER, 10),
+        Column("Completed at", "completed_at", DATETIME, 26),
+        Column("Closed by", "closed_by__username", TEXT, 16),
+        Column("Closed at", "closed_at", DATETIME, 26),
+        Column("Decision note", "decision_note", TEXT, 40),
     ),
 )
 
@@ -322,28 +380,28 @@ REISSUE_REQUESTS = Report(
     since_until=("since", "until"),
     enrich=_transfers_of_calls,
     columns=(
-        Column("CSC call", "id", number, 10),
-        Column("Called at", "called_at", iso_datetime, 26),
-        Column("CSC location", "csc_location", text, 24),
-        Column("CSC phone number", "csc_phone_number", text, 20),
-        Column("Representative", "representative", text, 20),
-        Column("Confirmation number", "confirmation_number", text, 20),
-        Column("Channel", "channel", label_of(m.ReissueChannel.choices), 12),
-        Column("License server", "license_server__name", text, 18),
-        Column("Product version", "product_version", label_of(m.WindowsVersion.choices), 24),
-        Column("License program", "license_program", label_of(m.LicenseProgram.choices), 20),
-        Column("Agreement number", "agreement_number", text, 18),
-        Column("Quantity requested", "quantity_requested", number, 10),
-        Column("Quantity granted", "quantity_granted", number, 10),
-        Column("Transfers covered", "@transfers", text, 20),
-        Column("Status", "status", label_of(m.ReissueStatus.choices), 12),
-        Column("Logged by", "logged_by__username", text, 16),
-        Column("Logged at", "logged_at", iso_datetime, 26),
-        Column("Reissued KeyPackId", "key_pack__key_pack_id", number, 12),
-        Column("Closed by", "closed_by__username", text, 16),
-        Column("Closed at", "closed_at", iso_datetime, 26),
-        Column("Decision note", "decision_note", text, 30),
-        Column("Notes", "notes", text, 30),
+        Column("CSC call", "id", NUMBER, 10),
+        Column("Called at", "called_at", DATETIME, 26),
+        Column("CSC location", "csc_location", TEXT, 24),
+        Column("CSC phone number", "csc_phone_number", TEXT, 20),
+        Column("Representative", "representative", TEXT, 20),
+        Column("Confirmation number", "confirmation_number", TEXT, 20),
+        Column("Channel", "channel", CHOICE, 12, m.ReissueChannel.choices),
+        Column("License server", "license_server__name", TEXT, 18),
+        Column("Product version", "product_version", CHOICE, 24, m.WindowsVersion.choices),
+        Column("License program", "license_program", CHOICE, 20, m.LicenseProgram.choices),
+        Column("Agreement number", "agreement_number", TEXT, 18),
+        Column("Quantity requested", "quantity_requested", NUMBER, 10),
+        Column("Quantity granted", "quantity_granted", NUMBER, 10),
+        Column("Transfers covered", "@transfers", TEXT, 20),
+        Column("Status", "status", CHOICE, 12, m.ReissueStatus.choices),
+        Column("Logged by", "logged_by__username", TEXT, 16),
+        Column("Logged at", "logged_at", DATETIME, 26),
+        Column("Reissued KeyPackId", "key_pack__key_pack_id", NUMBER, 12),
+        Column("Closed by", "closed_by__username", TEXT, 16),
+        Column("Closed at", "closed_at", DATETIME, 26),
+        Column("Decision note", "decision_note", TEXT, 30),
+        Column("Notes", "notes", TEXT, 30),
     ),
 )
 
@@ -356,21 +414,33 @@ def get_report(name: str) -> Report | None:
     return REPORTS.get(name)
 
 
-def since_until_filters(report: Report, *, since: date | None, until: date | None) -> dict[str, str]:
-    """``--since``/``--until`` dates as the report's own time filters (both days included)."""
+def since_until_filters(report: Report, *, since: date | datetime | None,
+                        until: date | datetime | None) -> dict[str, str]:
+    """``--since``/``--until`` as the report's own time filters. A day includes all of it;
+    a moment is taken as given where the report filters by time, and as its day elsewhere."""
     if (since or until) and report.since_until is None:
         raise ValidationError(f"The {report.name} report has no time filter.")
     filters = {}
-    if since:
-        filters[report.since_until[0]] = since.isoformat()
-    if until:
-        if report.until_is_datetime:
-            filters[report.since_until[1]] = datetime.combine(until, time.max, tzinfo=UTC).isoformat()
-        else:
-            filters[report.since_until[1]] = until.isoformat()
+    for name, value, end_of_day in ((report.since_until and report.since_until[0], since, False),
+                                    (report.since_until and report.since_until[1], until, True)):
+        if value is None:
+            continue
+        if not report.until_is_datetime:
+            value = value.date() if isinstance(value, datetime) else value
+        elif not isinstance(value, datetime):
+            value = datetime.combine(value, time.max if end_of_day else time.min, tzinfo=UTC)
+        filters[name] = value.isoformat()
     return filters
 
 
-def parse_date(value: str) -> date:
-    field_ = forms.DateField(input_formats=["%Y-%m-%d"])
-    return field_.clean(value)
+def parse_moment(value: str) -> date | datetime:
+    """A day (YYYY-MM-DD) or an ISO 8601 moment (naive moments are UTC)."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationError(f"{value!r} is neither a date (YYYY-MM-DD) nor an ISO 8601 date and time.") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

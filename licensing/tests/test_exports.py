@@ -175,8 +175,10 @@ def test_purge_removes_stale_half_written_files(db, export_root, settings):
     assert (stale.exists(), fresh.exists()) == (False, True)
 
 
-def test_progress_moves_from_0_to_100(trail, admin_user, monkeypatch):
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_progress_moves_from_0_to_100(trail, admin_user, monkeypatch, fmt):
     monkeypatch.setattr(exports, "PROGRESS_EVERY_ROWS", 1)
+    monkeypatch.setattr(exports, "COPY_CHUNK_ROWS", 2)
     seen = []
     write = exports.write_report
 
@@ -187,11 +189,11 @@ def test_progress_moves_from_0_to_100(trail, admin_user, monkeypatch):
         return write(report, fmt, filters, path, on_row=record)
 
     monkeypatch.setattr(exports, "write_report", spying_write)
-    job = export_start(report="audit-trail", format="xlsx", filters={}, actor=admin_user)
-    run_export(job.pk)
+    job = export_start(report="audit-trail", format=fmt, filters={}, actor=admin_user)
+    assert run_export(job.pk) == "done"
     job.refresh_from_db()
     progress = [p for p, _ in seen]
-    assert progress == sorted(progress) and 0 < progress[0] and progress[-1] <= 99
+    assert progress and progress == sorted(progress) and 0 < progress[0] and progress[-1] <= 99
     assert all(status == ExportStatus.RUNNING for _, status in seen)
     assert job.progress == 100
 
@@ -277,3 +279,15 @@ def test_export_report_command_refuses_bad_input(db, tmp_path):
     with pytest.raises(CommandError):
         call_command("export_report", "payroll", "--format", "csv", "--output", output)
     assert not AuditEvent.objects.filter(action="report.exported").exists()
+
+
+def test_export_report_command_takes_a_moment_for_since(trail, tmp_path):
+    third = AuditEvent.objects.get(sequence=3).occurred_at
+    out = io.StringIO()
+    call_command("export_report", "audit-trail", "--format", "csv", "--output", str(tmp_path / "t.csv"),
+                 "--since", third.isoformat(), stdout=out)
+    # Events 3 to 5, and the export's own event, written before the rows are read.
+    assert "Wrote 4 rows" in out.getvalue()
+    with pytest.raises(CommandError, match="neither a date"):
+        call_command("export_report", "audit-trail", "--format", "csv", "--output", str(tmp_path / "t.csv"),
+                     "--since", "last tuesday")

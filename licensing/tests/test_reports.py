@@ -4,9 +4,12 @@ from datetime import UTC, timedelta
 
 import openpyxl
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from licensing import exports
+from licensing.exports import write_csv
 from licensing.models import AuditEvent, RemovalMethod, WindowsVersion
 from licensing.reports import REPORTS
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
@@ -230,3 +233,30 @@ def test_csv_export_runs_a_fixed_number_of_queries(portfolio, admin_user, django
         b"".join(client.get("/api/v1/reports/reissue-requests.csv").streaming_content)
     with django_assert_max_num_queries(12):
         b"".join(client.get("/api/v1/reports/transfers.csv").streaming_content)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", ["audit-trail", "licenses", "transfers"])
+@pytest.mark.parametrize("chunk_rows", [2, 50_000])
+def test_copy_writes_the_same_cells_as_the_python_writer(portfolio, tmp_path, name, chunk_rows, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    monkeypatch.setattr(exports, "COPY_CHUNK_ROWS", chunk_rows)
+    report = REPORTS[name]
+    assert report.can_copy(connection)
+    by_copy, by_python = tmp_path / "copy.csv", tmp_path / "python.csv"
+    assert write_csv(report, {}, by_copy, use_copy=True) == write_csv(report, {}, by_python, use_copy=False)
+    copied = read_table(by_copy.read_bytes(), "csv")
+    assert copied == read_table(by_python.read_bytes(), "csv")
+    assert len(copied) > 2
+    if name == "transfers":
+        assert "'" + INJECTION in copied[1]
+
+
+@pytest.mark.postgres
+def test_copy_takes_the_filters(portfolio, tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    path = tmp_path / "trail.csv"
+    assert write_csv(REPORTS["audit-trail"], {"action": "transfer", "actor": "bob"}, path, use_copy=True) == 1
+    assert [r["Action"] for r in as_dicts(read_table(path.read_bytes(), "csv"))] == ["transfer.rejected"]

@@ -4,15 +4,15 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from licensing.exports import FORMATS, audit_export, validate_export, write_report
-from licensing.reports import REPORTS, parse_date, since_until_filters
+from licensing.reports import REPORTS, parse_moment, since_until_filters
 from licensing.services.audit import SYSTEM_ACTOR
 
 
-def _date(value: str):
+def _moment(value: str):
     try:
-        return parse_date(value)
+        return parse_moment(value)
     except ValidationError as exc:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD).") from exc
+        raise CommandError(exc.messages[0]) from exc
 
 
 class Command(BaseCommand):
@@ -22,8 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("name", choices=list(REPORTS))
         parser.add_argument("--format", choices=FORMATS, required=True)
         parser.add_argument("--output", required=True, help="File to write.")
-        parser.add_argument("--since", type=_date, help="First day included (YYYY-MM-DD).")
-        parser.add_argument("--until", type=_date, help="Last day included (YYYY-MM-DD).")
+        parser.add_argument("--since", type=_moment,
+                            help="First day included (YYYY-MM-DD), or an ISO 8601 date and time.")
+        parser.add_argument("--until", type=_moment,
+                            help="Last day included (YYYY-MM-DD), or an ISO 8601 date and time.")
         parser.add_argument(
             "--filter", action="append", default=[], metavar="NAME=VALUE",
             help="Any filter of the matching list, e.g. --filter action=transfer. Repeatable.",
