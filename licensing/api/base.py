@@ -53,6 +53,12 @@ class PortalViewSet(viewsets.GenericViewSet):
             self.action in ("list", "metadata") and request is not None and request.method == "POST"
         )
 
+    def validated_input(self) -> dict:
+        """The request body, checked by this action's input serializer."""
+        serializer = self.get_serializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
     def reread(self, instance):
         """The written row as the list shows it (annotations and related rows loaded)."""
         return self.get_queryset().get(pk=instance.pk)

@@ -184,13 +184,8 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
             "confirm_removal": s.ConfirmRemovalSerializer,
         }.get(self.action, s.TransferSerializer)
 
-    def _input(self):
-        serializer = self.get_serializer(data=self.request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
     def create(self, request, *args, **kwargs):
-        data = self._input()
+        data = self.validated_input()
         transfer = transfer_services.transfer_file(
             license=data["license"], target_machine=data["target_machine"], reason=data["reason"],
             actor=self.actor(),
@@ -204,7 +199,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         transfer = self.get_object()
-        data = self._input()
+        data = self.validated_input()
         transfer = transfer_services.transfer_approve(
             transfer=transfer, actor=self.actor(), note=data["note"]
         )
@@ -217,7 +212,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         transfer = self.get_object()
-        data = self._input()
+        data = self.validated_input()
         transfer = transfer_services.transfer_reject(
             transfer=transfer, actor=self.actor(), note=data["note"]
         )
@@ -231,7 +226,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
     @action(detail=True, methods=["post"], url_path="confirm-removal")
     def confirm_removal(self, request, pk=None):
         transfer = self.get_object()
-        data = self._input()
+        data = self.validated_input()
         transfer = transfer_services.transfer_confirm_removal(
             transfer=transfer, actor=self.actor(), method=data["method"]
         )
@@ -244,7 +239,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         transfer = self.get_object()
-        data = self._input()
+        data = self.validated_input()
         transfer = transfer_services.transfer_cancel(
             transfer=transfer, actor=self.actor(), note=data["note"]
         )
@@ -293,13 +288,8 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
             "cancel": s.OptionalNoteSerializer,
         }.get(self.action, s.ReissueRequestSerializer)
 
-    def _input(self):
-        serializer = self.get_serializer(data=self.request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
     def create(self, request, *args, **kwargs):
-        data = dict(self._input())
+        data = dict(self.validated_input())
         call = reissue_services.reissue_log_call(actor=self.actor(), **data)
         return self.respond(call, status.HTTP_201_CREATED)
 
@@ -313,7 +303,7 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
     @action(detail=True, methods=["post"])
     def install(self, request, pk=None):
         call = self.get_object()
-        data = self._input()
+        data = self.validated_input()
         reissue_services.reissue_install(reissue_request=call, actor=self.actor(), **data)
         return self.respond(call)
 
@@ -324,7 +314,7 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
     @action(detail=True, methods=["post"])
     def deny(self, request, pk=None):
         call = self.get_object()
-        data = self._input()
+        data = self.validated_input()
         call = reissue_services.reissue_deny(reissue_request=call, actor=self.actor(), note=data["note"])
         return self.respond(call)
 
@@ -335,7 +325,7 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         call = self.get_object()
-        data = self._input()
+        data = self.validated_input()
         call = reissue_services.reissue_cancel(reissue_request=call, actor=self.actor(), note=data["note"])
         return self.respond(call)
 
