@@ -401,6 +401,19 @@ class _Planner:
             self._plan_permanent(file, row)
         for file, row in passes[2]:
             self._plan_temporary(file, row)
+        if rows:
+            missing = sorted(
+                license_id for license_id, lic in self.existing_licenses.items()
+                if license_id not in seen and lic.status == LicenseStatus.ACTIVE
+            )
+            if missing:
+                shown = ", ".join(str(n) for n in missing[:10]) + (", ..." if len(missing) > 10 else "")
+                self.problem(
+                    WARNING, rows[0][0], None, "LicenseId",
+                    f"{len(missing)} active licenses recorded for {self.server.name} are not in "
+                    f"this export (LicenseId {shown}); they are left as recorded.",
+                    "not_in_export",
+                )
 
     def _status_label(self, row):
         return f"LicenseStatus {row.status} ({wmi.LICENSE_STATUS_LABELS.get(row.status, 'not documented')})"

@@ -136,6 +136,13 @@ def test_a_newer_export_updates_what_changed(server, admin_user):
     assert AuditEvent.objects.filter(action="import.key_pack_updated").get().data["changes"] == {
         "total_licenses": [5, 8]
     }
+
+    partial = run("keypacks_ps51.csv", "issued_ps7_dmy.csv", date_order="dmy", actor=admin_user)
+    assert [(p.code, p.message) for p in partial.warnings if p.code == "not_in_export"] == [(
+        "not_in_export",
+        "2 active licenses recorded for TSLS-HQ are not in this export (LicenseId 2, 6); they are "
+        "left as recorded.",
+    )]
     assert audit_verify_chain().ok
 
 
