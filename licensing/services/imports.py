@@ -823,6 +823,14 @@ def _apply(planner: _Planner, report: ImportReport, actor, installed_on: date) -
             plan.instance = plan.existing
             report.unchanged["key_pack"] += 1
 
+    # Licenses are locked before the audit head: a service holding a license row takes the
+    # head last too.
+    locked = {
+        lic.pk: lic
+        for lic in License.objects.select_for_update()
+        .filter(pk__in=sorted(planner.license_updates))
+        .order_by("pk")
+    } if planner.license_updates else {}
     audit = _AuditBatch(actor)
     for plan in new_machines:
         audit.add(
@@ -838,12 +846,6 @@ def _apply(planner: _Planner, report: ImportReport, actor, installed_on: date) -
         audit.add(**event)
 
     if planner.license_updates:
-        locked = {
-            lic.pk: lic
-            for lic in License.objects.select_for_update()
-            .filter(pk__in=sorted(planner.license_updates))
-            .order_by("pk")
-        }
         changed = []
         for pk, update in sorted(planner.license_updates.items()):
             lic = locked[pk]
