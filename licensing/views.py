@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from licensing import filtersets
@@ -356,7 +357,7 @@ def reissuerequest_new(request):
         ids = [int(x) for x in request.GET.getlist("transfers") if x.isdigit()]
         ready = list(m.TransferRequest.objects.filter(
             pk__in=ids, status=m.TransferStatus.REMOVAL_CONFIRMED).select_related("license__key_pack"))
-        initial = {"called_at": None, "transfers": [t.pk for t in ready]}
+        initial = {"called_at": timezone.now(), "transfers": [t.pk for t in ready]}
         if ready:
             first = ready[0].license
             initial.update(license_server=first.license_server_id, product_version=first.product_version,
