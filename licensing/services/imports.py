@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Lower
@@ -58,7 +59,7 @@ from licensing.models import (
     LicenseStatus,
     WindowsVersion,
 )
-from licensing.services.audit import actor_name, compute_hash, json_safe
+from licensing.services.audit import actor_name, compute_hash
 from licensing.services.licenses import TEMPORARY_CAL_DAYS, license_snapshot
 
 LOOKUP_CHUNK = 10000
@@ -698,6 +699,23 @@ class _Planner:
 # --- writing -----------------------------------------------------------------------------
 
 
+_ENCODER = DjangoJSONEncoder()
+
+
+def _json_plain(value):
+    """What ``audit.json_safe`` returns for the values an import records (dicts with string
+    keys, lists, numbers, strings, dates), without a JSON round trip per event."""
+    if isinstance(value, dict):
+        return {key: _json_plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_plain(item) for item in value]
+    if isinstance(value, date):  # datetimes too
+        return _ENCODER.default(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
 class _AuditBatch:
     """``audit_record`` for many events: the chain head is locked once, each event is
     hashed exactly as ``audit_record`` does, and the events are inserted in batches."""
@@ -728,7 +746,7 @@ class _AuditBatch:
             "object_type": object_type,
             "object_id": str(object_id),
             "summary": summary,
-            "data": json_safe(data),
+            "data": _json_plain(data),
             "prev_hash": self.head.last_hash,
         }
         event = AuditEvent(hash=compute_hash(**fields), **fields)

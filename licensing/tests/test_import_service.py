@@ -302,3 +302,14 @@ def test_a_temporary_cal_only_once_per_product_and_none_to_retired_machines(serv
     ]
     assert report.errors[1].message.startswith("Machine RDS-CLIENT-03 already had temporary CAL #")
     assert not report.committed and License.objects.count() == 1
+
+
+def test_audit_data_is_what_audit_record_would_store():
+    from licensing.services.audit import json_safe
+    from licensing.services.imports import _json_plain
+
+    data = {"after": {"issued_at": datetime(2024, 1, 15, 9, 30, 12, 123456, tzinfo=UTC),
+                      "installed_on": date(2024, 1, 2), "kind": LicenseKind.PERMANENT, "id": 3,
+                      "expires_at": None},
+            "changes": {"total_licenses": [5, 8]}, "refs": {"machine": (1, 2)}}
+    assert _json_plain(data) == json_safe(data)
