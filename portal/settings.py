@@ -188,6 +188,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "WindowsVersionEnum": "licensing.models.WindowsVersion",
+        "LicenseStatusEnum": "licensing.models.LicenseStatus",
+        "TransferStatusEnum": "licensing.models.TransferStatus",
+        "ReissueStatusEnum": "licensing.models.ReissueStatus",
+        "MachineStatusEnum": "inventory.models.MachineStatus",
+        "RemovalMethodEnum": "licensing.models.RemovalMethod",
+    },
 }
 
 # Celery: eager in-process when no broker is configured.
