@@ -50,19 +50,52 @@ def number(value):
     return "" if value is None else value
 
 
+# Leading characters that make a spreadsheet evaluate a cell (OWASP CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    """A text cell that starts like a formula gets a leading quote; other values pass."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 # Cell kinds: how a value is shown, in Python (``FORMATTERS``) and in SQL (``sql_cell``).
-TEXT, NUMBER, DATETIME, DATETIME_PRECISE, CHOICE, JSON = (
-    "text", "number", "datetime", "datetime_precise", "choice", "json")
+# HEX is text in the alphabet 0-9a-f (hash digests): it never starts like a formula.
+TEXT, NUMBER, DATETIME, DATETIME_PRECISE, CHOICE, JSON, HEX = (
+    "text", "number", "datetime", "datetime_precise", "choice", "json", "hex")
 FORMATTERS = {
     TEXT: text, NUMBER: number, DATETIME: iso_datetime, DATETIME_PRECISE: iso_datetime_precise, JSON: text,
+    HEX: text,
 }
 
 
-class Neutralised(Func):
-    """PostgreSQL: the text with a leading quote when it starts like a formula (as
-    ``licensing.exports.neutralise``), and empty text as NULL (an empty CSV field)."""
+# Code points of the characters that make a spreadsheet read a cell as a formula.
+_TRIGGER_CODES = ", ".join(str(ord(c)) for c in FORMULA_TRIGGERS)
+_NEUTRALISE_SQL = (
+    f"CASE WHEN ascii({{x}}) IN ({_TRIGGER_CODES}) THEN '''' || {{x}} ELSE NULLIF({{x}}, '') END"
+)
 
-    template = r"NULLIF(regexp_replace(%(expressions)s, '^([=+@\t\r-])', '''\1'), '')"
+
+class Neutralised(Func):
+    """PostgreSQL: text with a leading quote when it starts like a formula (as
+    ``neutralise``), and empty text as NULL (an empty CSV field). It repeats its
+    argument, so it wraps column references only, never bound parameters."""
+
+    template = _NEUTRALISE_SQL.format(x="%(expressions)s")
+    output_field = TextField()
+
+
+class JsonText(Func):
+    """PostgreSQL: a JSON value as its text, cast once. Only a bare number can start
+    like a formula (``-1``); objects, arrays and strings start with ``{``, ``[`` and ``"``."""
+
+    template = (
+        "CASE WHEN jsonb_typeof(%(expressions)s) = 'number' THEN "
+        + _NEUTRALISE_SQL.format(x="(%(expressions)s)::text")
+        + " ELSE (%(expressions)s)::text END"
+    )
     output_field = TextField()
 
 
@@ -79,11 +112,16 @@ def sql_cell(column) -> object:
         return F(column.field)
     if column.kind in (DATETIME, DATETIME_PRECISE):
         return IsoUtc(F(column.field), fraction=".US" if column.kind == DATETIME_PRECISE else "")
+    if column.kind == JSON:
+        return JsonText(F(column.field))
     if column.kind == CHOICE:
-        return Neutralised(Case(
-            *[When(**{column.field: code}, then=Value(label)) for code, label in column.choices],
-            default=Cast(F(column.field), TextField()), output_field=TextField(),
-        ))
+        return Case(
+            *[When(**{column.field: code}, then=Value(neutralise(label) or None))
+              for code, label in column.choices],
+            default=Neutralised(Cast(F(column.field), TextField())), output_field=TextField(),
+        )
+    if column.kind == HEX:
+        return F(column.field)
     return Neutralised(Cast(F(column.field), TextField()))
 
 
@@ -297,8 +335,8 @@ AUDIT_TRAIL = Report(
         Column("Object id", "object_id", TEXT, 10),
         Column("Summary", "summary", TEXT, 80),
         Column("Details", "data", JSON, 60),
-        Column("Previous hash", "prev_hash", TEXT, 66),
-        Column("Hash", "hash", TEXT, 66),
+        Column("Previous hash", "prev_hash", HEX, 66),
+        Column("Hash", "hash", HEX, 66),
     ),
 )
 

@@ -4,6 +4,7 @@ from datetime import UTC, timedelta
 
 import openpyxl
 import pytest
+from django.contrib.auth import authenticate
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -244,6 +245,8 @@ def test_copy_writes_the_same_cells_as_the_python_writer(portfolio, tmp_path, na
     monkeypatch.setattr(exports, "COPY_CHUNK_ROWS", chunk_rows)
     report = REPORTS[name]
     assert report.can_copy(connection)
+    for attempted in ("-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0", "\tx"):
+        authenticate(username=attempted, password="not-it")  # actor cells that start like formulas
     by_copy, by_python = tmp_path / "copy.csv", tmp_path / "python.csv"
     assert write_csv(report, {}, by_copy, use_copy=True) == write_csv(report, {}, by_python, use_copy=False)
     copied = read_table(by_copy.read_bytes(), "csv")
@@ -251,6 +254,9 @@ def test_copy_writes_the_same_cells_as_the_python_writer(portfolio, tmp_path, na
     assert len(copied) > 2
     if name == "transfers":
         assert "'" + INJECTION in copied[1]
+    if name == "audit-trail":
+        actors = [row[2] for row in copied[1:]]
+        assert {"'-2+3", "'@SUM(A1)", "'=cmd|' /C calc'!A0", "'\tx"} <= set(actors)
 
 
 @pytest.mark.postgres
