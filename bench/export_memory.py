@@ -7,8 +7,10 @@ Usage (PostgreSQL running; the scratch database is dropped and made again)::
 
 It creates a scratch database, migrates it, appends audit events with a valid hash
 chain by ``COPY`` (hashes computed exactly as ``audit_record`` does), and for each
-size runs the export in a fresh process: the same ``csv_chunks`` generator that
-``GET /api/v1/reports/audit-trail.csv`` streams, written to /dev/null. Each run
+size runs each export in a fresh process: the ``csv_chunks`` generator that
+``GET /api/v1/reports/audit-trail.csv`` streams (into /dev/null), and the
+``export_report`` command's CSV file (COPY on PostgreSQL, as background exports
+write it), optionally XLSX too, and times ``psql \\copy`` of the same rows. Each run
 reports the process's peak RSS, its RSS before the export began, and the time.
 Target: peak RSS under 200 MB, and within 20% between 100k and 1M rows.
 """
@@ -19,8 +21,10 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,39 +135,57 @@ def generate(total: int) -> None:
         cursor.execute("ANALYZE licensing_auditevent")
 
 
-def measure(fmt: str) -> None:
-    """Export the whole audit trail; print one JSON line.
+def measure(mode: str) -> None:
+    """Export the whole audit trail in one of three ways; print one JSON line.
 
-    CSV goes through the generator the HTTP response streams, into /dev/null; XLSX
-    through the background export's writer, into a scratch file.
+    ``stream``: the generator ``GET /api/v1/reports/audit-trail.csv`` streams, into
+    /dev/null. ``file``: ``manage.py export_report audit-trail --format csv`` (COPY on
+    PostgreSQL), into a scratch file. ``xlsx``: the same command as XLSX.
     """
     _setup_django()
     import tempfile
 
-    from licensing.exports import csv_chunks, write_xlsx
+    from django.core.management import call_command
+
+    from licensing.exports import csv_chunks
     from licensing.models import AuditEvent
     from licensing.reports import AUDIT_TRAIL
 
     events = AuditEvent.objects.count()
     rss_before = _current_rss_mb()
     started = time.perf_counter()
-    if fmt == "csv":
+    if mode == "stream":
         written = 0
         with open(os.devnull, "w", encoding="utf-8") as sink:
             for chunk in csv_chunks(AUDIT_TRAIL, {}):
                 written += len(chunk.encode())
                 sink.write(chunk)
     else:
+        fmt = "xlsx" if mode == "xlsx" else "csv"
         with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / "audit-trail.xlsx"
-            write_xlsx(AUDIT_TRAIL, {}, path)
+            path = Path(scratch) / f"audit-trail.{fmt}"
+            call_command("export_report", "audit-trail", "--format", fmt, "--output", str(path),
+                         stdout=io.StringIO())
             written = path.stat().st_size
     elapsed = time.perf_counter() - started
     print(json.dumps({
-        "format": fmt, "events": events, "seconds": round(elapsed, 1),
+        "mode": mode, "events": events, "seconds": round(elapsed, 2),
         "rows_per_second": round(events / elapsed), "file_mb": round(written / 2**20, 1),
         "rss_before_export_mb": round(rss_before, 1), "peak_rss_mb": round(_peak_rss_mb(), 1),
     }))
+
+
+def psql_copy(database: str) -> dict | None:
+    """``psql \\copy`` of the same rows, unformatted: the floor an export can aim at."""
+    if shutil.which("psql") is None:
+        return None
+    select = ("SELECT sequence, occurred_at, actor, action, object_type, object_id, summary, data, "
+              "prev_hash, hash FROM licensing_auditevent ORDER BY sequence")
+    with tempfile.TemporaryFile() as sink:
+        started = time.perf_counter()
+        subprocess.run(["psql", f"{DEFAULT_SERVER}/{database}", "-q", "-c",
+                        f"\\copy ({select}) to stdout csv header"], stdout=sink, check=True)
+        return {"mode": "psql_copy", "seconds": round(time.perf_counter() - started, 2)}
 
 
 def verify() -> None:
@@ -183,42 +205,46 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--database", default="portal_reports_bench")
     parser.add_argument("--verify", action="store_true", help="Also time verify_audit at the largest size.")
-    parser.add_argument("--xlsx", action="store_true", help="Also measure the XLSX writer at each size.")
-    parser.add_argument("--format", default="csv", help=argparse.SUPPRESS)
+    parser.add_argument("--xlsx", action="store_true", help="Also measure the XLSX export at each size.")
+    parser.add_argument("--mode", default="stream", help=argparse.SUPPRESS)
     parser.add_argument("--step", choices=["generate", "measure", "verify"], help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step == "generate":
         return generate(args.total)
     if args.step == "measure":
-        return measure(args.format)
+        return measure(args.mode)
     if args.step == "verify":
         return verify()
 
     env = _env(args.database)
     recreate_database(args.database)
-    results = []
+    results: dict[str, list] = {}
     for size in sorted(args.sizes):
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--step", "generate", "--total", str(size)],
                        env=env, check=True)
         print(f"generated {size} events in {time.perf_counter() - started:.1f}s", flush=True)
-        for fmt in ("csv", "xlsx") if args.xlsx else ("csv",):
-            out = subprocess.run([sys.executable, __file__, "--step", "measure", "--format", fmt], env=env,
+        for mode in ("stream", "file", "xlsx") if args.xlsx else ("stream", "file"):
+            out = subprocess.run([sys.executable, __file__, "--step", "measure", "--mode", mode], env=env,
                                  check=True, capture_output=True, text=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
-            if fmt == "csv":
-                results.append(result)
+            results.setdefault(mode, []).append(result)
             print(json.dumps(result), flush=True)
+        floor = psql_copy(args.database)
+        if floor:
+            floor["events"] = size
+            floor["file_vs_psql"] = round(results["file"][-1]["seconds"] / floor["seconds"], 2)
+            print(json.dumps(floor), flush=True)
     if args.verify:
         out = subprocess.run([sys.executable, __file__, "--step", "verify"], env=env, check=True,
                              capture_output=True, text=True).stdout
         print(out.strip(), flush=True)
-    if len(results) > 1:
-        low, high = results[0]["peak_rss_mb"], results[-1]["peak_rss_mb"]
-        growth = (high - low) / low * 100
-        print(f"CSV peak RSS {low} MB at {results[0]['events']} rows, {high} MB at {results[-1]['events']} "
-              f"rows: {growth:+.1f}% (target: under 200 MB and within 20%)")
+    for mode, runs in results.items():
+        if len(runs) > 1:
+            low, high = runs[0]["peak_rss_mb"], runs[-1]["peak_rss_mb"]
+            print(f"{mode}: peak RSS {low} MB at {runs[0]['events']} rows, {high} MB at {runs[-1]['events']} "
+                  f"rows: {(high - low) / low * 100:+.1f}% (target: under 200 MB and within 20%)")
 
 
 if __name__ == "__main__":
