@@ -384,15 +384,25 @@ class License(models.Model):
 
     @property
     def transferability_reason(self) -> str | None:
-        if self.kind != LicenseKind.PERMANENT:
-            return "temporary CALs cannot be transferred"
-        if self.status == LicenseStatus.TRANSFERRED:
-            return "one-time transfer used: it has been transferred away"
-        if self.status != LicenseStatus.ACTIVE:
-            return "it is no longer active"
-        if self.transferred_from_id is not None:
-            return "one-time transfer used: it is itself the product of a transfer"
-        return None
+        return transferability_reason(
+            kind=self.kind, status=self.status, transferred_from_id=self.transferred_from_id
+        )
+
+
+def transferability_reason(*, kind: str, status: str, transferred_from_id) -> str | None:
+    """Why a license cannot be the source of a transfer (rule 7), or None when it can.
+
+    A plain function of three columns, so list endpoints can derive it from ``values()``.
+    """
+    if kind != LicenseKind.PERMANENT:
+        return "temporary CALs cannot be transferred"
+    if status == LicenseStatus.TRANSFERRED:
+        return "one-time transfer used: it has been transferred away"
+    if status != LicenseStatus.ACTIVE:
+        return "it is no longer active"
+    if transferred_from_id is not None:
+        return "one-time transfer used: it is itself the product of a transfer"
+    return None
 
 
 class CscContact(models.Model):

@@ -13,7 +13,14 @@ class PortalFilterBackend(DjangoFilterBackend):
     400 field error here, never a database error.
     """
 
+    # Query parameters that are not filters: paging and the browsable API's format switch.
+    NON_FILTER_PARAMS = frozenset({"cursor", "page_size", "format"})
+
     def filter_queryset(self, request, queryset, view):
+        if self.NON_FILTER_PARAMS.issuperset(request.query_params):
+            # Nothing to filter: skip building the FilterSet (its form and a deep copy of
+            # every filter), which is most of an unfiltered list's cost.
+            return queryset
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset

@@ -121,6 +121,38 @@ class LicenseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+LICENSE_LIST_COLUMNS = (
+    "id", "license_id", "machine_id", "machine__hostname", "key_pack_id", "license_server_id",
+    "product_version", "kind", "status", "issued_at", "expires_at", "transferred_from_id",
+)
+_UTC_DATETIME = serializers.DateTimeField()
+
+
+def _datetime(value):
+    return None if value is None else _UTC_DATETIME.to_representation(value)
+
+
+def license_list_row(row: dict) -> dict:
+    """LicenseSerializer's output for one ``values(*LICENSE_LIST_COLUMNS)`` row."""
+    return {
+        "id": row["id"],
+        "license_id": row["license_id"],
+        "machine": row["machine_id"],
+        "hostname": row["machine__hostname"],
+        "key_pack": row["key_pack_id"],
+        "license_server": row["license_server_id"],
+        "product_version": row["product_version"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "issued_at": _datetime(row["issued_at"]),
+        "expires_at": _datetime(row["expires_at"]),
+        "transferred_from": row["transferred_from_id"],
+        "transferable": m.transferability_reason(
+            kind=row["kind"], status=row["status"], transferred_from_id=row["transferred_from_id"]
+        ) is None,
+    }
+
+
 class LicenseIssueSerializer(serializers.Serializer):
     """``{"machine", "key_pack"}`` issues a permanent CAL; ``{"machine", "kind": "temporary",
     "license_server", "product_version"}`` a 90-day temporary one."""

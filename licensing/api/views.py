@@ -129,6 +129,14 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
     def get_serializer_class(self):
         return s.LicenseIssueSerializer if self.creating() else s.LicenseSerializer
 
+    def list(self, request, *args, **kwargs):
+        """The assignment browser's hot path: rows come from ``values()`` and are written by
+        ``s.license_list_row`` (the same fields and formats as LicenseSerializer; a test compares
+        the two), so a page builds no model instances and no serializer field per cell."""
+        rows = self.filter_queryset(self.get_queryset()).values(*s.LICENSE_LIST_COLUMNS)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response([s.license_list_row(row) for row in page])
+
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)

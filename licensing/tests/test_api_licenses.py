@@ -134,3 +134,38 @@ class TestLicenseAPI(APIReadTests, CreateMixin, RequesterCannotCreateMixin, NoUp
         assert admin_api.get(self.detail_url(source.pk)).json()["transferable"] is False
         assert admin_api.get(self.detail_url(product.pk)).json()["transferable"] is False
         assert product.kind == LicenseKind.PERMANENT
+
+
+
+@pytest.mark.django_db
+def test_list_rows_are_the_serializers_output(admin_user, key_pack, server):
+    """The list writes rows from values(); they must equal LicenseSerializer's, field by field."""
+    from licensing.api.serializers import LicenseSerializer
+    from licensing.services import transfers
+    from licensing.services.reissue import reissue_install, reissue_log_call
+    from portal.tests.api_mixins import api_client
+
+    source = license_issue_permanent(machine=MachineFactory(), key_pack=key_pack, actor=admin_user)
+    license_issue_temporary(machine=MachineFactory(), license_server=server,
+                            product_version="windows_server_2003", actor=admin_user)
+    second_admin = type(admin_user).objects.create(username="second")
+    from django.contrib.auth.models import Group
+
+    second_admin.groups.add(Group.objects.get(name="admin"))
+    transfer = transfers.transfer_file(license=source, target_machine=MachineFactory(), reason="r",
+                                       actor=admin_user)
+    transfers.transfer_approve(transfer=transfer, actor=second_admin)
+    transfers.transfer_confirm_removal(transfer=transfer, actor=admin_user, method="registry_key_deleted")
+    from django.utils import timezone
+
+    call = reissue_log_call(actor=admin_user, called_at=timezone.now(), license_server=server,
+                            product_version="windows_server_2003", license_program="select",
+                            quantity_requested=1, transfers=[transfer], csc_location="NA", csc_phone_number="1")
+    reissue_install(reissue_request=call, actor=second_admin, key_pack_id=99, total_licenses=1)
+
+    listed = api_client(admin_user).get("/api/v1/licenses/?page_size=500").json()["results"]
+    expected = LicenseSerializer(License.objects.order_by("-id"), many=True).data
+    assert listed == [dict(row) for row in expected]
+    assert {row["status"] for row in listed} == {"active", "transferred"}
+    assert {row["kind"] for row in listed} == {"permanent", "temporary"}
+    assert any(row["transferred_from"] for row in listed)
