@@ -9,7 +9,6 @@ import hashlib
 import json
 import secrets
 import shutil
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -32,7 +31,7 @@ TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 
 def upload_root() -> Path:
-    return Path(getattr(settings, "PORTAL_IMPORT_ROOT", Path(tempfile.gettempdir()) / "portal-imports"))
+    return Path(settings.PORTAL_IMPORT_ROOT)
 
 
 class MultipleFileInput(forms.ClearableFileInput):

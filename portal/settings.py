@@ -121,6 +121,8 @@ warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.
 # Where background exports write their files, and how long they are kept.
 EXPORT_ROOT = env.path("PORTAL_EXPORT_ROOT", default=BASE_DIR / "exports")
 EXPORT_RETENTION = timedelta(hours=env.int("PORTAL_EXPORT_RETENTION_HOURS", default=24))
+# Where uploaded license server exports wait between the import's preview and its confirmation.
+PORTAL_IMPORT_ROOT = env.path("PORTAL_IMPORT_ROOT", default=BASE_DIR / "imports")
 
 # Security: production-safe unless DEBUG is on.
 SESSION_COOKIE_HTTPONLY = True

@@ -30,9 +30,20 @@ def actor_name(actor) -> str:
     return actor.get_username()
 
 
+_ENCODER = DjangoJSONEncoder()
+
+
 def json_safe(value):
-    """Round-trip through JSON so what is hashed is exactly what the database stores."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    """The value as JSON will store it (what is hashed is exactly what the database keeps):
+    string keys, lists for tuples, and dates, decimals and UUIDs as DjangoJSONEncoder writes
+    them. Equal to a json.dumps/json.loads round trip, without the round trip."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    return _ENCODER.default(value)
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -96,6 +107,47 @@ def object_ref(obj: models.Model) -> tuple[str, str]:
     return obj._meta.model_name, str(obj.pk)
 
 
+def _next_event(
+    head: AuditChainHead,
+    *,
+    actor,
+    action: str,
+    summary: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    data: dict | None = None,
+    refs: dict[str, list] | None = None,
+    occurred_at: datetime | None = None,
+) -> AuditEvent:
+    """Build the event that follows ``head`` and move the (locked) head on to it."""
+    if obj is not None:
+        object_type, object_id = object_ref(obj)
+    data = dict(data or {})
+    if refs:
+        data["refs"] = {kind: sorted({int(i) for i in ids if i is not None}) for kind, ids in refs.items()}
+    fields = {
+        "sequence": head.last_sequence + 1,
+        "occurred_at": occurred_at or timezone.now(),
+        "actor": actor_name(actor),
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "summary": summary,
+        "data": json_safe(data),
+        "prev_hash": head.last_hash,
+    }
+    event = AuditEvent(hash=compute_hash(**fields), **fields)
+    head.last_sequence = event.sequence
+    head.last_hash = event.hash
+    return event
+
+
+def _require_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit events must be written inside the transaction of the change")
+
+
 def audit_record(
     *,
     actor,
@@ -114,30 +166,46 @@ def audit_record(
     ``license_server``), so the trail can be filtered by machine or key pack.
     It is stored in ``data["refs"]``.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record must run inside the transaction of the change")
-    if obj is not None:
-        object_type, object_id = object_ref(obj)
-    data = dict(data or {})
-    if refs:
-        data["refs"] = {kind: sorted({int(i) for i in ids if i is not None}) for kind, ids in refs.items()}
+    _require_transaction()
     head = _lock_head()
-    fields = {
-        "sequence": head.last_sequence + 1,
-        "occurred_at": timezone.now(),
-        "actor": actor_name(actor),
-        "action": action,
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "summary": summary,
-        "data": json_safe(data),
-        "prev_hash": head.last_hash,
-    }
-    event = AuditEvent.objects.create(hash=compute_hash(**fields), **fields)
-    head.last_sequence = event.sequence
-    head.last_hash = event.hash
+    event = _next_event(
+        head, actor=actor, action=action, summary=summary, obj=obj, object_type=object_type,
+        object_id=object_id, data=data, refs=refs,
+    )
+    event.save(force_insert=True)
     head.save(update_fields=["last_sequence", "last_hash"])
     return event
+
+
+class AuditBatch:
+    """Many events for one bulk change (an import, the demo data): the head is locked once,
+    every event is chained exactly as ``audit_record`` chains it, and events are inserted
+    in batches. Call ``close()`` before the transaction commits."""
+
+    def __init__(self, *, batch_size: int = 5000):
+        _require_transaction()
+        self.head = _lock_head()
+        self.batch_size = batch_size
+        self.pending: list[AuditEvent] = []
+        self.count = 0
+
+    def add(self, **event) -> AuditEvent:
+        """Takes ``audit_record``'s arguments, plus ``occurred_at`` for recorded history."""
+        built = _next_event(self.head, **event)
+        self.pending.append(built)
+        self.count += 1
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+        return built
+
+    def flush(self) -> None:
+        if self.pending:
+            AuditEvent.objects.bulk_create(self.pending, batch_size=self.batch_size)
+            self.pending = []
+
+    def close(self) -> None:
+        self.flush()
+        self.head.save(update_fields=["last_sequence", "last_hash"])
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Lower
@@ -47,8 +46,6 @@ from licensing.importers.export_csv import (
     read_export,
 )
 from licensing.models import (
-    AuditChainHead,
-    AuditEvent,
     CalType,
     KeyPack,
     KeyPackOrigin,
@@ -59,7 +56,7 @@ from licensing.models import (
     LicenseStatus,
     WindowsVersion,
 )
-from licensing.services.audit import actor_name, compute_hash
+from licensing.services.audit import AuditBatch
 from licensing.services.licenses import TEMPORARY_CAL_DAYS, license_snapshot
 
 LOOKUP_CHUNK = 10000
@@ -699,73 +696,15 @@ class _Planner:
 # --- writing -----------------------------------------------------------------------------
 
 
-_ENCODER = DjangoJSONEncoder()
-
-
-def _json_plain(value):
-    """What ``audit.json_safe`` returns for the values an import records (dicts with string
-    keys, lists, numbers, strings, dates), without a JSON round trip per event."""
-    if isinstance(value, dict):
-        return {key: _json_plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_plain(item) for item in value]
-    if isinstance(value, date):  # datetimes too
-        return _ENCODER.default(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
-class _AuditBatch:
-    """``audit_record`` for many events: the chain head is locked once, each event is
-    hashed exactly as ``audit_record`` does, and the events are inserted in batches."""
+class _AuditBatch(AuditBatch):
+    """The chain writer for many events, with the importing administrator as every actor."""
 
     def __init__(self, actor):
-        self.actor = actor_name(actor)
-        head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-        if head is None:
-            AuditChainHead.objects.bulk_create([AuditChainHead(pk=1)], ignore_conflicts=True)
-            head = AuditChainHead.objects.select_for_update().get(pk=1)
-        self.head = head
-        self.pending: list[AuditEvent] = []
-        self.count = 0
+        super().__init__(batch_size=WRITE_BATCH)
+        self.actor = actor
 
-    def add(self, *, action, summary, obj=None, object_type="", object_id="", data=None, refs=None):
-        if obj is not None:
-            object_type, object_id = obj._meta.model_name, str(obj.pk)
-        data = dict(data or {})
-        if refs:
-            data["refs"] = {
-                kind: sorted({int(i) for i in ids if i is not None}) for kind, ids in refs.items()
-            }
-        fields = {
-            "sequence": self.head.last_sequence + 1,
-            "occurred_at": timezone.now(),
-            "actor": self.actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "summary": summary,
-            "data": _json_plain(data),
-            "prev_hash": self.head.last_hash,
-        }
-        event = AuditEvent(hash=compute_hash(**fields), **fields)
-        self.head.last_sequence = event.sequence
-        self.head.last_hash = event.hash
-        self.pending.append(event)
-        self.count += 1
-        if len(self.pending) >= WRITE_BATCH:
-            self.flush()
-
-    def flush(self):
-        if self.pending:
-            AuditEvent.objects.bulk_create(self.pending)
-            self.pending = []
-
-    def close(self):
-        self.flush()
-        if self.count:
-            self.head.save(update_fields=["last_sequence", "last_hash"])
+    def add(self, **event):
+        return super().add(actor=self.actor, **event)
 
 
 def _source(file, line):

@@ -304,12 +304,18 @@ def test_a_temporary_cal_only_once_per_product_and_none_to_retired_machines(serv
     assert not report.committed and License.objects.count() == 1
 
 
-def test_audit_data_is_what_audit_record_would_store():
+def test_audit_data_is_what_json_would_store():
+    import json
+    from decimal import Decimal
+    from uuid import UUID
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
     from licensing.services.audit import json_safe
-    from licensing.services.imports import _json_plain
 
     data = {"after": {"issued_at": datetime(2024, 1, 15, 9, 30, 12, 123456, tzinfo=UTC),
                       "installed_on": date(2024, 1, 2), "kind": LicenseKind.PERMANENT, "id": 3,
                       "expires_at": None},
-            "changes": {"total_licenses": [5, 8]}, "refs": {"machine": (1, 2)}}
-    assert _json_plain(data) == json_safe(data)
+            "changes": {"total_licenses": [5, 8]}, "refs": {"machine": (1, 2)},
+            7: Decimal("1.50"), "uuid": UUID(int=5), "flag": True, "ratio": 0.25}
+    assert json_safe(data) == json.loads(json.dumps(data, cls=DjangoJSONEncoder))

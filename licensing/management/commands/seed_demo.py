@@ -20,7 +20,6 @@ from django.db import connection, transaction
 from inventory.models import OS_EDITIONS_WITH_BUILTIN_CAL, ClientMachine, MachineStatus, OsEdition
 from licensing.models import (
     ActivationStatus,
-    AuditChainHead,
     AuditEvent,
     CalType,
     CscContact,
@@ -35,7 +34,7 @@ from licensing.models import (
     WindowsVersion,
 )
 from licensing.services import transfers as tsvc
-from licensing.services.audit import compute_hash, json_safe
+from licensing.services.audit import AuditBatch
 from licensing.services.licenses import license_issue_temporary
 from licensing.services.reissue import reissue_install, reissue_log_call
 
@@ -94,36 +93,6 @@ def weighted(rng: random.Random, pairs):
     return rng.choices(values, weights=weights, k=1)[0]
 
 
-class ChainWriter:
-    """Appends events to the audit chain in bulk, continuing from the locked head."""
-
-    def __init__(self, head: AuditChainHead, batch_size: int = 10_000):
-        self.head = head
-        self.batch: list[AuditEvent] = []
-        self.batch_size = batch_size
-        self.written = 0
-
-    def add(self, *, occurred_at, actor, action, object_type, object_id, summary, data):
-        fields = {
-            "sequence": self.head.last_sequence + 1, "occurred_at": occurred_at, "actor": actor,
-            "action": action, "object_type": object_type, "object_id": str(object_id),
-            "summary": summary, "data": json_safe(data), "prev_hash": self.head.last_hash,
-        }
-        event = AuditEvent(hash=compute_hash(**fields), **fields)
-        self.head.last_sequence = event.sequence
-        self.head.last_hash = event.hash
-        self.batch.append(event)
-        if len(self.batch) >= self.batch_size:
-            self.flush()
-
-    def flush(self):
-        if self.batch:
-            AuditEvent.objects.bulk_create(self.batch, batch_size=self.batch_size)
-            self.written += len(self.batch)
-            self.batch = []
-        self.head.save(update_fields=["last_sequence", "last_hash"])
-
-
 class Command(BaseCommand):
     help = "Build deterministic demo data (small) or the CONTRACT.md scale data (large)."
 
@@ -145,11 +114,7 @@ class Command(BaseCommand):
         self.today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         with transaction.atomic():
             self.staff = self._staff()
-            head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-            if head is None:
-                AuditChainHead.objects.bulk_create([AuditChainHead(pk=1)], ignore_conflicts=True)
-                head = AuditChainHead.objects.select_for_update().get(pk=1)
-            self.chain = ChainWriter(head)
+            self.chain = AuditBatch(batch_size=10_000)
             self.clock = self.today - timedelta(days=3 * 365)
             contacts = self._contacts()
             servers = self._servers()
@@ -157,7 +122,7 @@ class Command(BaseCommand):
             machines = self._machines()
             self._licenses(packs, machines, servers)
             self._filler_events(machines)
-            self.chain.flush()
+            self.chain.close()
         self._workflow(servers, contacts)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -339,7 +304,7 @@ class Command(BaseCommand):
 
     def _filler_events(self, machines):
         """Day-to-day history (edits, logins, exports) up to the scale's event count."""
-        missing = self.size.audit_events - (self.chain.written + len(self.chain.batch))
+        missing = self.size.audit_events - self.chain.count
         if missing <= 0:
             return
         start = self.clock
