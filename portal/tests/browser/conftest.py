@@ -10,7 +10,12 @@ BROWSER_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[3]
+# Every run takes the screenshots; PORTAL_UPDATE_SCREENSHOTS=1 writes them over the README's
+# copies in docs/screenshots, otherwise they go to test-results/ (not tracked).
+SCREENSHOTS = ROOT / (
+    "docs/screenshots" if os.environ.get("PORTAL_UPDATE_SCREENSHOTS") else "test-results/screenshots"
+)
 PASSWORD = "pw-for-tests-1"  # the factories' password
 
 
