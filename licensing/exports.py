@@ -1,9 +1,11 @@
 """Writing reports to CSV and XLSX, in a response or in the background.
 
-CSV streams: rows come from a chunked iterator and go out in small blocks, so
-memory stays flat as rows grow. XLSX is written by XlsxWriter in
-``constant_memory`` mode, row by row, to a file. In both formats a text cell that a
-spreadsheet would read as a formula is neutralised (OWASP: prefix a single quote).
+CSV streams, so memory stays flat as rows grow: on PostgreSQL the database writes
+the rows itself (COPY, in bounded chunks, cells formatted and neutralised in SQL);
+elsewhere rows come from a chunked iterator and go out in small blocks. XLSX is
+written by XlsxWriter in ``constant_memory`` mode, row by row, to a file. In both
+formats a text cell that a spreadsheet would read as a formula is neutralised
+(OWASP: prefix a single quote).
 
 Background exports are ``ExportJob`` rows worked by the ``run_export`` task; the
 beat schedule names the tasks by their ``licensing.tasks.*`` names.
@@ -45,6 +47,8 @@ XLSX_MAX_DATA_ROWS = 1_048_575
 PROGRESS_EVERY_ROWS = 2000
 PARTIAL_SUFFIX = ".part"
 COPY_CHUNK_ROWS = 50_000
+# A streamed response holds at most this many rows (a few MB) between writes.
+STREAM_CHUNK_ROWS = 5_000
 COPY_BUFFER_BYTES = 1 << 20
 
 
@@ -84,37 +88,67 @@ def _counting(rows: Iterable[tuple], on_row: Callable[[int], None] | None) -> It
             on_row(count)
 
 
-def _copy_csv(report: Report, filters: Mapping[str, str], path: Path,
-              on_row: Callable[[int], None] | None) -> int:
-    """PostgreSQL writes the rows itself (``COPY ... TO STDOUT``): the same cells as the
-    Python writer, at the speed of ``psql \\copy``, in constant memory.
+def _header_bytes(report: Report) -> bytes:
+    header = io.StringIO()
+    csv.writer(header, lineterminator=LINE_END).writerow(report.headers)
+    return header.getvalue().encode()
 
-    When progress is wanted, it copies ``COPY_CHUNK_ROWS`` rows at a time, by ranges
-    of the report's unique ordering key, and reports between the statements (the
-    connection is busy during a COPY); otherwise one statement copies them all.
+
+def _copy_rows(report: Report, filters: Mapping[str, str], target, *, chunk_rows: int | None) -> Iterator[int]:
+    """PostgreSQL writes the rows into ``target`` itself (``COPY ... TO STDOUT``): the
+    same cells as the Python writer, at the speed of ``psql \\copy``.
+
+    With ``chunk_rows`` it copies that many rows per statement, by ranges of the
+    report's unique ordering key, and yields the running row count after each one,
+    so the caller can report progress or flush a response between statements (the
+    connection is busy during a COPY). Without, one statement copies them all.
     """
     queryset = report.queryset(filters)
     key = report.key
     written = 0
-    with connection.cursor() as cursor, open(path, "wb", buffering=COPY_BUFFER_BYTES) as handle:
-        header = io.StringIO()
-        csv.writer(header, lineterminator=LINE_END).writerow(report.headers)
-        handle.write(header.getvalue().encode())
-        last = None
+    last = None
+    with connection.cursor() as cursor:
         while True:
             chunk = queryset if last is None else queryset.filter(**{f"{key}__gt": last})
-            ends = [] if on_row is None else list(
-                chunk.values_list(key, flat=True)[COPY_CHUNK_ROWS - 1:COPY_CHUNK_ROWS])
+            ends = [] if chunk_rows is None else list(
+                chunk.values_list(key, flat=True)[chunk_rows - 1:chunk_rows])
             if ends:
                 chunk = chunk.filter(**{f"{key}__lte": ends[0]})
             select = report.copy_select(chunk, cursor)
-            cursor.cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", handle)
+            cursor.cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", target)
             written += cursor.cursor.rowcount
+            yield written
             if not ends:
-                return written
+                return
+            last = ends[0]
+
+
+def csv_stream(report: Report, filters: Mapping[str, str]) -> Iterator[bytes]:
+    """The report as CSV bytes for a streamed response. On PostgreSQL, COPY fills a
+    buffer of ``STREAM_CHUNK_ROWS`` rows at a time; elsewhere the Python writer runs."""
+    if not report.can_copy(connection):
+        for block in csv_chunks(report, filters):
+            yield block.encode()
+        return
+    yield _header_bytes(report)
+    buffer = io.BytesIO()
+    for _ in _copy_rows(report, filters, buffer, chunk_rows=STREAM_CHUNK_ROWS):
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def _copy_csv(report: Report, filters: Mapping[str, str], path: Path,
+              on_row: Callable[[int], None] | None) -> int:
+    """The CSV file by COPY, in ``COPY_CHUNK_ROWS`` chunks only when progress is wanted."""
+    written = 0
+    with open(path, "wb", buffering=COPY_BUFFER_BYTES) as handle:
+        handle.write(_header_bytes(report))
+        chunk_rows = COPY_CHUNK_ROWS if on_row is not None else None
+        for written in _copy_rows(report, filters, handle, chunk_rows=chunk_rows):
             if on_row is not None:
                 on_row(written)
-            last = ends[0]
+    return written
 
 
 def write_csv(report: Report, filters: Mapping[str, str], path: Path, *,

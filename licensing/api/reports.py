@@ -19,7 +19,7 @@ from licensing.exports import (
     CONTENT_TYPES,
     FORMATS,
     audit_export,
-    csv_chunks,
+    csv_stream,
     export_filename,
     export_start,
     write_xlsx,
@@ -74,7 +74,7 @@ class ReportDownloadView(FileDownloadMixin, APIView):
         audit_export(actor=request.user, report=report, fmt=fmt, filters=filters)
         filename = export_filename(report, fmt)
         if fmt == "csv":
-            response = StreamingHttpResponse(csv_chunks(report, filters), content_type=CONTENT_TYPES["csv"])
+            response = StreamingHttpResponse(csv_stream(report, filters), content_type=CONTENT_TYPES["csv"])
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
             return response
         # XlsxWriter needs a file to finish the workbook; it is deleted when the response closes.

@@ -243,6 +243,7 @@ def test_copy_writes_the_same_cells_as_the_python_writer(portfolio, tmp_path, na
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
     monkeypatch.setattr(exports, "COPY_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(exports, "STREAM_CHUNK_ROWS", chunk_rows)
     report = REPORTS[name]
     assert report.can_copy(connection)
     for attempted in ("-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0", "\tx"):
@@ -251,6 +252,7 @@ def test_copy_writes_the_same_cells_as_the_python_writer(portfolio, tmp_path, na
     assert write_csv(report, {}, by_copy, use_copy=True) == write_csv(report, {}, by_python, use_copy=False)
     copied = read_table(by_copy.read_bytes(), "csv")
     assert copied == read_table(by_python.read_bytes(), "csv")
+    assert read_table(b"".join(exports.csv_stream(report, {})), "csv") == copied
     assert len(copied) > 2
     if name == "transfers":
         assert "'" + INJECTION in copied[1]
