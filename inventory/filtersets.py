@@ -1,6 +1,6 @@
 from django.db.models import Q
 
-from inventory.models import ClientMachine
+from inventory.models import ClientMachine, hostname_prefix_ids
 from licensing.filtersets import SearchFilterSet
 
 
@@ -11,7 +11,7 @@ class ClientMachineFilterSet(SearchFilterSet):
 
     def search_q(self, value):
         return (
-            Q(hostname__istartswith=value)
+            Q(pk__in=hostname_prefix_ids(value))
             | Q(asset_tag__iexact=value)
             | Q(hardware_id__iexact=value)
             | Q(owner__icontains=value)

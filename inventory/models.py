@@ -45,6 +45,19 @@ class MachineStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+def hostname_prefix_ids(prefix: str) -> models.QuerySet:
+    """Ids of machines whose host name starts with ``prefix``, in any case.
+
+    On PostgreSQL this reads the ``lower(hostname) text_pattern_ops`` index (migration
+    0002), so a search box stays fast on 100,000 machines.
+    """
+    return (
+        ClientMachine.objects.alias(lower_hostname=Lower("hostname"))
+        .filter(lower_hostname__startswith=prefix.lower())
+        .values("pk")
+    )
+
+
 class ClientMachine(models.Model):
     """A computer that connects to terminal servers. Retired, never deleted."""
 
@@ -89,7 +102,6 @@ class ClientMachine(models.Model):
             ),
         ]
         indexes = [
-            models.Index(Lower("hostname"), name="machine_hostname_lower_idx"),
             models.Index(fields=["status", "hostname"], name="machine_status_host_idx"),
             models.Index(fields=["os_edition", "hostname"], name="machine_os_host_idx"),
         ]

@@ -1,9 +1,10 @@
 """One FilterSet per list, shared by the API, the HTML lists and the report exports."""
 
 import django_filters
+from django.db import connection
 from django.db.models import Q
 
-from inventory.models import OsEdition
+from inventory.models import OsEdition, hostname_prefix_ids
 from licensing import models as m
 
 
@@ -46,10 +47,15 @@ class LicenseFilterSet(SearchFilterSet):
         fields = ["machine", "key_pack", "status", "kind", "product_version"]
 
     def search_q(self, value):
-        query = Q(machine__hostname__istartswith=value) | Q(key_pack__agreement_number__iexact=value)
+        # Every branch is on the license's own columns, so PostgreSQL ORs index scans
+        # instead of joining the machines and key packs first.
+        packs = m.KeyPack.objects.filter(agreement_number__iexact=value)
         number = _int_or_none(value)
         if number is not None:
-            query |= Q(pk=number) | Q(license_id=number) | Q(key_pack__key_pack_id=number)
+            packs = m.KeyPack.objects.filter(Q(agreement_number__iexact=value) | Q(key_pack_id=number))
+        query = Q(machine_id__in=hostname_prefix_ids(value)) | Q(key_pack_id__in=packs.values("pk"))
+        if number is not None:
+            query |= Q(pk=number) | Q(license_id=number)
         return query
 
 
@@ -91,9 +97,8 @@ class TransferFilterSet(SearchFilterSet):
         fields = ["status", "license", "source_machine", "target_machine", "reissue_request"]
 
     def search_q(self, value):
-        query = Q(source_machine__hostname__istartswith=value) | Q(
-            target_machine__hostname__istartswith=value
-        )
+        machines = hostname_prefix_ids(value)
+        query = Q(source_machine_id__in=machines) | Q(target_machine_id__in=machines)
         number = _int_or_none(value)
         if number is not None:
             query |= Q(pk=number) | Q(license_id=number) | Q(license__license_id=number)
@@ -151,11 +156,13 @@ class AuditEventFilterSet(SearchFilterSet):
         """Events that touched this machine or key pack: as their object, or in data.refs."""
         object_type = {"machine": "clientmachine", "key_pack": "keypack"}[name]
         pk = int(value)
-        # data.refs.<kind> is a JSON list of ids; match the id as a whole list element.
-        pattern = rf"[\[,\s]{pk}[,\]]"
-        return queryset.filter(
-            Q(object_type=object_type, object_id=str(pk)) | Q(**{f"data__refs__{name}__regex": pattern})
-        )
+        if connection.vendor == "postgresql":
+            # JSON containment, served by the GIN index on data->'refs' (migration 0003).
+            touched = Q(data__refs__contains={name: [pk]})
+        else:
+            # data.refs.<kind> is a JSON list of ids; match the id as a whole list element.
+            touched = Q(**{f"data__refs__{name}__regex": rf"[\[,\s]{pk}[,\]]"})
+        return queryset.filter(Q(object_type=object_type, object_id=str(pk)) | touched)
 
     def search_q(self, value):
         return Q(summary__icontains=value) | Q(actor__iexact=value) | Q(action__istartswith=value)

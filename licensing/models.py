@@ -359,6 +359,7 @@ class License(models.Model):
             models.Index(fields=["product_version", "-id"], name="license_product_idx"),
             models.Index(fields=["license_server", "product_version"], name="license_srv_prod_idx"),
             models.Index(fields=["issued_at"], name="license_issued_at_idx"),
+            models.Index(fields=["license_id"], name="license_license_id_idx"),
             models.Index(
                 fields=["expires_at"],
                 condition=Q(kind=LicenseKind.TEMPORARY, status=LicenseStatus.ACTIVE),
