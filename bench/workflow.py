@@ -15,6 +15,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from bench.load import percentile
+
 STEPS = ["file", "approve", "confirm_removal", "log_call", "install"]
 
 
@@ -82,8 +84,8 @@ def main(argv=None):
     completed = len(latencies["install"])
 
     def p95(values):
-        ordered = sorted(values)
-        return round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 1) if ordered else None
+        value = percentile(values, 0.95)
+        return None if value is None else round(value, 1)
 
     json.dump({
         "clients": len(clients), "completed": completed, "failures": failures[:5], "failed": len(failures),

@@ -1,5 +1,7 @@
 from django.db import migrations
 
+from portal.migrations_sql import postgresql_only
+
 # The unique constraint on lower(hostname) already gives an equality index; a prefix
 # search (LIKE 'abc%') needs the pattern operator class on PostgreSQL.
 CREATE_SQL = (
@@ -9,16 +11,6 @@ CREATE_SQL = (
 DROP_SQL = "DROP INDEX IF EXISTS machine_hostname_prefix_idx"
 
 
-def create_prefix_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE_SQL)
-
-
-def drop_prefix_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_SQL)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("inventory", "0001_initial"),
@@ -26,5 +18,5 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RemoveIndex(model_name="clientmachine", name="machine_hostname_lower_idx"),
-        migrations.RunPython(create_prefix_index, drop_prefix_index),
+        postgresql_only(CREATE_SQL, DROP_SQL),
     ]

@@ -1,5 +1,7 @@
 from django.db import migrations
 
+from portal.migrations_sql import postgresql_only
+
 
 def create_roles(apps, schema_editor):
     from portal.roles import sync_role_groups
@@ -36,16 +38,6 @@ DROP FUNCTION IF EXISTS licensing_audit_event_append_only();
 """
 
 
-def append_only(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(APPEND_ONLY_SQL, params=None)
-
-
-def drop_append_only(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_APPEND_ONLY_SQL, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("licensing", "0001_initial"),
@@ -57,5 +49,5 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunPython(create_roles, migrations.RunPython.noop),
         migrations.RunPython(create_audit_head, migrations.RunPython.noop),
-        migrations.RunPython(append_only, drop_append_only),
+        postgresql_only(APPEND_ONLY_SQL, DROP_APPEND_ONLY_SQL),
     ]

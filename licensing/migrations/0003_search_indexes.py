@@ -2,22 +2,14 @@
 
 from django.db import migrations, models
 
+from portal.migrations_sql import postgresql_only
+
 # Which events touched a machine or a key pack: data->'refs' @> '{"machine": [id]}'.
 CREATE_REFS_INDEX = (
     "CREATE INDEX IF NOT EXISTS audit_event_refs_gin "
     "ON licensing_auditevent USING gin ((data -> 'refs') jsonb_path_ops)"
 )
 DROP_REFS_INDEX = "DROP INDEX IF EXISTS audit_event_refs_gin"
-
-
-def create_refs_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE_REFS_INDEX)
-
-
-def drop_refs_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_REFS_INDEX)
 
 
 class Migration(migrations.Migration):
@@ -32,5 +24,5 @@ class Migration(migrations.Migration):
             model_name='license',
             index=models.Index(fields=['license_id'], name='license_license_id_idx'),
         ),
-        migrations.RunPython(create_refs_index, drop_refs_index),
+        postgresql_only(CREATE_REFS_INDEX, DROP_REFS_INDEX),
     ]
