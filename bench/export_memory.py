@@ -7,8 +7,9 @@ Usage (PostgreSQL running; the scratch database is dropped and made again)::
 
 It creates a scratch database, migrates it, appends audit events with a valid hash
 chain by ``COPY`` (hashes computed exactly as ``audit_record`` does), and for each
-size runs each export in a fresh process: the ``csv_chunks`` generator that
-``GET /api/v1/reports/audit-trail.csv`` streams (into /dev/null), and the
+size runs each export in a fresh process: the generator that
+``GET /api/v1/reports/audit-trail.csv`` streams (into /dev/null), the portable
+Python writer it falls back to on other databases, and the
 ``export_report`` command's CSV file (COPY on PostgreSQL, as background exports
 write it), optionally XLSX too, and times ``psql \\copy`` of the same rows. Each run
 reports the process's peak RSS, its RSS before the export began, and the time.
@@ -138,8 +139,9 @@ def generate(total: int) -> None:
 def measure(mode: str) -> None:
     """Export the whole audit trail in one of three ways; print one JSON line.
 
-    ``stream``: the generator ``GET /api/v1/reports/audit-trail.csv`` streams, into
-    /dev/null. ``file``: ``manage.py export_report audit-trail --format csv`` (COPY on
+    ``stream``: the generator ``GET /api/v1/reports/audit-trail.csv`` streams (COPY
+    chunks on PostgreSQL), into /dev/null; ``stream_python``: the portable Python
+    writer it falls back to elsewhere. ``file``: ``manage.py export_report audit-trail --format csv`` (COPY on
     PostgreSQL), into a scratch file. ``xlsx``: the same command as XLSX.
     """
     _setup_django()
@@ -147,19 +149,21 @@ def measure(mode: str) -> None:
 
     from django.core.management import call_command
 
-    from licensing.exports import csv_chunks
+    from licensing.exports import csv_chunks, csv_stream
     from licensing.models import AuditEvent
     from licensing.reports import AUDIT_TRAIL
 
     events = AuditEvent.objects.count()
     rss_before = _current_rss_mb()
     started = time.perf_counter()
-    if mode == "stream":
+    if mode in ("stream", "stream_python"):
+        blocks = csv_stream(AUDIT_TRAIL, {}) if mode == "stream" else (
+            block.encode() for block in csv_chunks(AUDIT_TRAIL, {}))
         written = 0
-        with open(os.devnull, "w", encoding="utf-8") as sink:
-            for chunk in csv_chunks(AUDIT_TRAIL, {}):
-                written += len(chunk.encode())
-                sink.write(chunk)
+        with open(os.devnull, "wb") as sink:
+            for block in blocks:
+                written += len(block)
+                sink.write(block)
     else:
         fmt = "xlsx" if mode == "xlsx" else "csv"
         with tempfile.TemporaryDirectory() as scratch:
@@ -225,7 +229,8 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--step", "generate", "--total", str(size)],
                        env=env, check=True)
         print(f"generated {size} events in {time.perf_counter() - started:.1f}s", flush=True)
-        for mode in ("stream", "file", "xlsx") if args.xlsx else ("stream", "file"):
+        modes = ["stream", "stream_python", "file"] + (["xlsx"] if args.xlsx else [])
+        for mode in modes:
             out = subprocess.run([sys.executable, __file__, "--step", "measure", "--mode", mode], env=env,
                                  check=True, capture_output=True, text=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
