@@ -7,6 +7,16 @@ from django.db.models import Q
 from inventory.models import OsEdition, hostname_prefix_ids
 from licensing import models as m
 
+SEARCH_ID_LIST_LIMIT = 1000
+
+
+def matching_ids(queryset):
+    """The ids a search matched, as a list when they are few (the outer query then ORs
+    index scans on its own foreign keys), or as a subquery when they are many (then
+    the first page fills quickly in index order anyway)."""
+    ids = list(queryset.values_list("pk", flat=True)[: SEARCH_ID_LIST_LIMIT + 1])
+    return ids if len(ids) <= SEARCH_ID_LIST_LIMIT else queryset.values("pk")
+
 
 def _int_or_none(value: str):
     try:
@@ -53,7 +63,9 @@ class LicenseFilterSet(SearchFilterSet):
         number = _int_or_none(value)
         if number is not None:
             packs = m.KeyPack.objects.filter(Q(agreement_number__iexact=value) | Q(key_pack_id=number))
-        query = Q(machine_id__in=hostname_prefix_ids(value)) | Q(key_pack_id__in=packs.values("pk"))
+        query = Q(machine_id__in=matching_ids(hostname_prefix_ids(value))) | Q(
+            key_pack_id__in=matching_ids(packs)
+        )
         if number is not None:
             query |= Q(pk=number) | Q(license_id=number)
         return query
@@ -97,7 +109,7 @@ class TransferFilterSet(SearchFilterSet):
         fields = ["status", "license", "source_machine", "target_machine", "reissue_request"]
 
     def search_q(self, value):
-        machines = hostname_prefix_ids(value)
+        machines = matching_ids(hostname_prefix_ids(value))
         query = Q(source_machine_id__in=machines) | Q(target_machine_id__in=machines)
         number = _int_or_none(value)
         if number is not None:
