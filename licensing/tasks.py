@@ -5,6 +5,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from licensing import alerts
+from licensing.exports import purge_expired_exports, run_export, verify_audit_chain  # noqa: F401 - registers them
 from licensing.models import License, LicenseKind, LicenseStatus
 from licensing.services.licenses import license_expire_temporary
 

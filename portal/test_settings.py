@@ -1,6 +1,8 @@
 """Settings for the test suite: production settings plus fast, local pieces."""
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 
@@ -15,3 +17,7 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 # Tasks run in-process unless a test starts a real worker on purpose.
 CELERY_TASK_ALWAYS_EAGER = True
 PORTAL_ALERT_RECIPIENTS = ["licensing-team@example.com"]
+# Files that tests write (background exports, uploaded imports) go to a scratch folder.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="portal-tests-"))
+EXPORT_ROOT = _SCRATCH / "exports"
+PORTAL_IMPORT_ROOT = _SCRATCH / "imports"
