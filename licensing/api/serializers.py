@@ -6,6 +6,8 @@ fixed number of queries. Input serializers only check shapes and turn ids into
 rows; the rules live in the services.
 """
 
+from datetime import UTC
+
 from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -125,11 +127,12 @@ LICENSE_LIST_COLUMNS = (
     "id", "license_id", "machine_id", "machine__hostname", "key_pack_id", "license_server_id",
     "product_version", "kind", "status", "issued_at", "expires_at", "transferred_from_id",
 )
-_UTC_DATETIME = serializers.DateTimeField()
-
-
 def _datetime(value):
-    return None if value is None else _UTC_DATETIME.to_representation(value)
+    """DRF's DateTimeField output for a stored (UTC) datetime: ISO 8601, UTC written as Z."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def license_list_row(row: dict) -> dict:
