@@ -329,20 +329,20 @@ def write_report(results: dict) -> str:
     rss_ok = b3r["1m"]["export_peak_rss_mb"] <= 200 and abs(b3r["rss_growth"]) <= 0.2
     rows = [
         ("B1", "/licenses/ vs admin changelist, median time ratio",
-         f"{b1r['portal_median_ms']:.1f} ms / {b1r['admin_median_ms']:.1f} ms = **{b1r['ratio']:.2f}**",
+         f"{b1r['portal_median_ms']:.1f} ms / {b1r['admin_median_ms']:.1f} ms = **{b1r['ratio']:.3f}**",
          "≤ 0.5", verdict(b1r["ratio"], 0.5, at_most=True)),
         ("B1", "SQL queries per request (portal 50 / 200 / admin 50)",
          f"{q['portal_50']['queries']} / {q['portal_200']['queries']} / {q['admin_50']['queries']}",
          "constant in page size",
          "met" if q["portal_50"]["queries"] == q["portal_200"]["queries"] else "missed"),
         ("B2", "API list vs bare DRF view, throughput ratio",
-         f"{b2r['api_rps']:.0f} / {b2r['bare_rps']:.0f} req/s = **{b2r['ratio']:.2f}**",
+         f"{b2r['api_rps']:.0f} / {b2r['bare_rps']:.0f} req/s = **{b2r['ratio']:.3f}**",
          "≥ 0.5", verdict(b2r["ratio"], 0.5, at_most=False)),
         ("B2", "API queries per request (50 / 200)",
          f"{q['api_50']['queries']} / {q['api_200']['queries']}", "constant",
          "met" if q["api_50"]["queries"] == q["api_200"]["queries"] else "missed"),
         ("B3", f"audit CSV export of {b3r['1m']['rows']:,} events vs psql \\copy",
-         f"{b3r['1m']['export_seconds']:.1f} s / {b3r['1m']['psql_copy_seconds']:.1f} s = **{b3r['1m']['ratio']:.2f}**",
+         f"{b3r['1m']['export_seconds']:.1f} s / {b3r['1m']['psql_copy_seconds']:.1f} s = **{b3r['1m']['ratio']:.3f}**",
          "≤ 2.0", verdict(b3r["1m"]["ratio"], 2.0, at_most=True)),
         ("B3", "export peak RSS at 100k / 1M rows",
          f"{b3r['100k']['export_peak_rss_mb']:.0f} MB / {b3r['1m']['export_peak_rss_mb']:.0f} MB "
