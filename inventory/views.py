@@ -12,7 +12,7 @@ from inventory.models import ClientMachine, MachineStatus
 from licensing.forms import IssueLicenseForm
 from licensing.models import AuditEvent, License, LicenseKind, TransferRequest
 from licensing.services import licenses as license_services
-from portal.views import KeysetListView, require_admin, run_service
+from portal.views import KeysetListView, form_page, require_admin, run_service
 
 TIMELINE_AUDIT_LIMIT = 50
 
@@ -159,10 +159,8 @@ def machine_new(request):
         if machine is not None:
             messages.success(request, f"Machine {machine.hostname} added.")
             return redirect(machine)
-    status = 200 if request.method == "GET" else (409 if refusal else 400)
-    return render(request, "portal/form_page.html",
-                  {"form": form, "refusal": refusal, "title": "Add a client machine",
-                   "submit": "Add machine", "cancel_url": "machine-list"}, status=status)
+    return form_page(request, form, title="Add a client machine", submit="Add machine",
+                     cancel_url="machine-list", refusal=refusal)
 
 
 SUGGESTIONS = 10

@@ -14,7 +14,14 @@ from licensing.services import inventory as inventory_services
 from licensing.services import reissue as reissue_services
 from licensing.services import transfers as transfer_services
 from portal import roles
-from portal.views import KeysetListView, polish_filter_form, require_admin, require_can_file, run_service
+from portal.views import (
+    KeysetListView,
+    form_page,
+    polish_filter_form,
+    require_admin,
+    require_can_file,
+    run_service,
+)
 
 KEY_PACK_LICENSES_SHOWN = 50
 REGISTRY_KEY = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\MSLicensing"
@@ -208,14 +215,6 @@ def keypack_detail(request, pk):
     })
 
 
-def _form_page(request, form, *, title, submit, cancel_url, refusal=None, intro=""):
-    status = 200 if request.method == "GET" else (409 if refusal else 400)
-    return render(request, "portal/form_page.html", {
-        "form": form, "refusal": refusal, "title": title, "submit": submit,
-        "cancel_url": cancel_url, "intro": intro,
-    }, status=status)
-
-
 def keypack_new(request):
     require_admin(request.user)
     form = lf.KeyPackForm(request.POST or None)
@@ -226,7 +225,7 @@ def keypack_new(request):
         if pack is not None:
             messages.success(request, f"Key pack {pack.key_pack_id} installed on {pack.license_server}.")
             return redirect(pack)
-    return _form_page(request, form, title="Add a purchased key pack", submit="Add key pack",
+    return form_page(request, form, title="Add a purchased key pack", submit="Add key pack",
                       cancel_url="keypack-list", refusal=refusal,
                       intro="Reissued packs are added from their CSC call's page.")
 
@@ -241,7 +240,7 @@ def csccontact_new(request):
         if contact is not None:
             messages.success(request, f"CSC contact {contact} added to the phone book.")
             return redirect("csccontact-list")
-    return _form_page(request, form, title="Add a CSC contact", submit="Add contact",
+    return form_page(request, form, title="Add a CSC contact", submit="Add contact",
                       cancel_url="csccontact-list", refusal=refusal)
 
 

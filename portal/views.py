@@ -62,6 +62,15 @@ def attach_errors(form, exc: ValidationError) -> None:
         form.add_error(None, exc)
 
 
+def form_page(request, form, *, title, submit, cancel_url, refusal=None, intro=""):
+    """A page with one form: 200 to show it, 400 for bad input, 409 for a refused rule."""
+    status = 200 if request.method == "GET" else (409 if refusal else 400)
+    return render(request, "portal/form_page.html", {
+        "form": form, "refusal": refusal, "title": title, "submit": submit,
+        "cancel_url": cancel_url, "intro": intro,
+    }, status=status)
+
+
 def run_service(form, call):
     """Call one service for a valid form. Returns (result, refusal sentence or None).
 
