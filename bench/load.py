@@ -24,6 +24,20 @@ def percentile(values, fraction):
     return ordered[index]
 
 
+def run_together(target, work_items) -> float:
+    """Start one thread per work item, release them at once (each calls ``barrier.wait()``),
+    and return the seconds until the last one ends."""
+    barrier = threading.Barrier(len(work_items) + 1)
+    threads = [threading.Thread(target=target, args=(item, barrier)) for item in work_items]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def run(url: str, requests: int, concurrency: int, headers: dict, warmup: int = 5) -> dict:
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -52,15 +66,7 @@ def run(url: str, requests: int, concurrency: int, headers: dict, warmup: int = 
         with lock:
             latencies.extend(mine)
 
-    barrier = threading.Barrier(concurrency + 1)
-    threads = [threading.Thread(target=client, args=(n, barrier)) for n in per_client]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = run_together(client, per_client)
     return {
         "url": url, "requests": len(latencies), "concurrency": concurrency, "errors": len(errors),
         "error_statuses": sorted(set(errors)), "seconds": round(wall, 3),

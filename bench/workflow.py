@@ -15,7 +15,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from bench.load import percentile
+from bench.load import percentile, run_together
 
 STEPS = ["file", "approve", "confirm_removal", "log_call", "install"]
 
@@ -72,15 +72,7 @@ def main(argv=None):
                     latencies[step].append(ms)
         conn.close()
 
-    barrier = threading.Barrier(len(clients) + 1)
-    threads = [threading.Thread(target=client, args=(jobs, barrier)) for jobs in clients]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = run_together(client, clients)
     completed = len(latencies["install"])
 
     def p95(values):

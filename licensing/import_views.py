@@ -168,8 +168,12 @@ def import_upload(request):
         }
         (folder / "manifest.json").write_text(json.dumps(manifest))
         return redirect("import-preview", token=token)
+    return _upload_page(request, form)
+
+
+def _upload_page(request, form, refusal=None):
     return render(request, "licensing/import_upload.html",
-                  {"form": form, "title": "Import a license server export"})
+                  {"form": form, "refusal": refusal, "title": "Import a license server export"})
 
 
 @require_http_methods(["GET"])
@@ -179,10 +183,7 @@ def import_preview(request, token):
     try:
         report = _run(request, folder, manifest, dry_run=True)
     except ValidationError as exc:
-        return render(request, "licensing/import_upload.html", {
-            "form": ImportUploadForm(), "refusal": " ".join(exc.messages),
-            "title": "Import a license server export",
-        })
+        return _upload_page(request, ImportUploadForm(), refusal=" ".join(exc.messages))
     return render(request, "licensing/import_preview.html", _context(report, manifest, token))
 
 
@@ -193,10 +194,7 @@ def import_confirm(request, token):
     try:
         report = _run(request, folder, manifest, dry_run=False)
     except ValidationError as exc:
-        return render(request, "licensing/import_upload.html", {
-            "form": ImportUploadForm(), "refusal": " ".join(exc.messages),
-            "title": "Import a license server export",
-        })
+        return _upload_page(request, ImportUploadForm(), refusal=" ".join(exc.messages))
     if report.committed:
         shutil.rmtree(folder, ignore_errors=True)
     return render(request, "licensing/import_result.html", _context(report, manifest, token),
