@@ -7,7 +7,7 @@ PORT ?= 8000
 DEMO_USER ?= demo-admin
 DEMO_PASSWORD ?= demo-portal-2004
 
-.PHONY: run test lint bench venv dev-venv clean
+.PHONY: run test smoke lint bench venv dev-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ lint: dev-venv
 # SQLite unless DATABASE_URL is set (then PostgreSQL, with its row-lock and trigger tests).
 test: dev-venv lint
 	$(BIN)/python -m pytest
+
+# The README's production section for real: a fresh venv from requirements.txt only,
+# PostgreSQL, gunicorn, one Celery worker and beat on Redis, a background export end to end.
+smoke:
+	$(PYTHON) scripts/smoke.py
 
 bench: dev-venv
 	$(BIN)/python -m bench
