@@ -9,6 +9,7 @@ from licensing.tests.factories import (
     UserFactory,
 )
 from portal.roles import ADMIN, AUDITOR, REQUESTER, sync_role_groups
+from portal.settings import file_storages
 
 
 def pytest_collection_modifyitems(config, items):
@@ -84,3 +85,13 @@ def key_pack(server):
 @pytest.fixture
 def machine(db):
     return MachineFactory(hostname="ws-xphome-01")
+
+
+@pytest.fixture
+def file_store(settings, tmp_path):
+    """The exports and imports storages in folders of this test's own; returns their parent."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        **file_storages("local", export_root=tmp_path / "exports", import_root=tmp_path / "imports"),
+    }
+    return tmp_path

@@ -7,6 +7,6 @@ class LicensingConfig(AppConfig):
     verbose_name = "TS licensing"
 
     def ready(self):
-        from licensing import signals
+        from licensing import signals, tasks  # noqa: F401 - tasks registers the job tasks
 
         signals.connect()

@@ -7,16 +7,13 @@ written by XlsxWriter in ``constant_memory`` mode, row by row, to a file. In bot
 formats a text cell that a spreadsheet would read as a formula is neutralised
 (OWASP: prefix a single quote).
 
-Background exports are ``ExportJob`` rows worked by the ``run_export`` task; the
-beat schedule names the tasks by their ``licensing.tasks.*`` names.
+Background exports are ``ExportJob`` rows (``core.jobs``) worked by the ``run_export``
+task in ``licensing.tasks``; their files go to the exports storage (``core.files``).
 """
 
 import csv
 import io
 import logging
-import os
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -28,7 +25,8 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
-from licensing.models import ExportJob, ExportStatus
+from core import files, jobs
+from licensing.models import ExportJob
 from licensing.reports import LIST_ONLY_PARAMS, REPORTS, Report, get_report, neutralise
 from licensing.services.audit import SYSTEM_ACTOR, actor_name, audit_record, audit_verify_chain
 
@@ -282,88 +280,57 @@ def audit_export(*, actor, report: Report, fmt: str, filters: Mapping[str, str],
 
 def export_start(*, report: str, format: str, filters: Mapping, actor) -> ExportJob:
     """Queue a background export. The job is created, and the export audited, in one
-    transaction; the task is sent only after it commits."""
+    transaction; the task is sent only after it commits. While the broker is down the
+    request is refused (``ServiceUnavailable``) and nothing is written."""
     found, cleaned = validate_export(report=report, format=format, filters=filters)
+    jobs.require_broker()
     with transaction.atomic():
         job = ExportJob.objects.create(
             report=found.name, format=format, filters=cleaned, requested_by=actor
         )
         audit_export(actor=actor, report=found, fmt=format, filters=cleaned, export_job=job.pk)
-        transaction.on_commit(lambda: run_export.delay(job.pk))
+        jobs.enqueue(job)
     return job
 
 
-def export_path(job: ExportJob) -> Path:
-    return Path(settings.EXPORT_ROOT) / f"export-{job.pk}-{job.report}.{job.format}"
+def export_file_name(job: ExportJob) -> str:
+    return f"export-{job.pk}-{job.report}.{job.format}"
 
 
-def _claim(job_id: int) -> ExportJob | None:
-    """Mark the job running, unless it is already finished (then the retry does nothing)."""
-    now = timezone.now()
-    claimed = ExportJob.objects.filter(
-        pk=job_id, status__in=(ExportStatus.PENDING, ExportStatus.RUNNING)
-    ).update(status=ExportStatus.RUNNING, started_at=now, progress=0, rows=0, error="")
-    return ExportJob.objects.get(pk=job_id) if claimed else None
-
-
-@shared_task(name="licensing.tasks.run_export", acks_late=True)
-def run_export(job_id: int) -> str:
-    """Write one export job's file. Safe to run twice: a finished job is left alone,
-    and a job found running (a worker died mid-way) is written again from the start."""
-    job = _claim(job_id)
-    if job is None:
-        return "skipped"
+def write_export_job(job: ExportJob, attempt: jobs.Attempt) -> dict:
+    """One attempt at an export job: the whole file, written again from the start, then put
+    in the exports storage in one step under the job's own name."""
     report = get_report(job.report)
-    target = export_path(job)
-    # Each attempt writes its own file and swaps it in whole, so a duplicate delivery
-    # running at the same time can never leave a mixed file behind.
-    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        total = max(report.count(job.filters), 1)
+    total = max(report.count(job.filters), 1)
 
-        def on_row(done: int) -> None:
-            ExportJob.objects.filter(pk=job.pk).update(
-                progress=min(99, done * 100 // total), rows=done
-            )
+    def on_row(done: int) -> None:
+        attempt.set_progress(done * 100 // total)
 
-        rows = write_report(report, job.format, job.filters, partial, on_row=on_row)
-        os.replace(partial, target)
-    except Exception as exc:
-        logger.exception("Export #%s (%s.%s) failed", job.pk, job.report, job.format)
-        partial.unlink(missing_ok=True)
-        ExportJob.objects.filter(pk=job.pk).update(
-            status=ExportStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000],
-            finished_at=timezone.now(),
-        )
-        return "failed"
-    finished = timezone.now()
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportStatus.DONE, progress=100, rows=rows, file_path=str(target),
-        finished_at=finished, expires_at=finished + settings.EXPORT_RETENTION,
+    name = export_file_name(job)
+    rows = files.save_whole(
+        files.export_storage(), name,
+        lambda path: write_report(report, job.format, job.filters, path, on_row=on_row),
+        partial_name=f"{name}.attempt-{attempt.number}{PARTIAL_SUFFIX}",
     )
-    return "done"
+    finished = timezone.now()
+    return {"rows": rows, "file_name": name, "finished_at": finished,
+            "expires_at": finished + settings.EXPORT_RETENTION}
 
 
-@shared_task(name="licensing.tasks.purge_expired_exports")
 def purge_expired_exports(now=None) -> int:
     """Delete the files of finished exports past their retention; the job rows stay.
 
     Half-written files that a dead worker left, older than the retention, go too.
     """
     now = now or timezone.now()
+    store = files.export_storage()
     purged = 0
-    expired = ExportJob.objects.filter(expires_at__lte=now).exclude(file_path="")
-    for job in expired.only("pk", "file_path").iterator(chunk_size=500):
-        Path(job.file_path).unlink(missing_ok=True)
-        ExportJob.objects.filter(pk=job.pk).update(file_path="")
+    expired = ExportJob.objects.filter(expires_at__lte=now).exclude(file_name="")
+    for job in expired.only("pk", "file_name").iterator(chunk_size=500):
+        store.delete(job.file_name)
+        ExportJob.objects.filter(pk=job.pk).update(file_name="")
         purged += 1
-    root = Path(settings.EXPORT_ROOT)
-    if root.is_dir():
-        oldest = time.time() - settings.EXPORT_RETENTION.total_seconds()
-        for leftover in root.glob(f"*{PARTIAL_SUFFIX}"):
-            if leftover.stat().st_mtime < oldest:
-                leftover.unlink(missing_ok=True)
+    files.purge_partials(store, older_than_seconds=settings.EXPORT_RETENTION.total_seconds())
     return purged
 
 

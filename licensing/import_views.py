@@ -1,6 +1,6 @@
 """The upload page for license server exports: upload, preview (a dry run), confirm.
 
-The uploaded files wait in a private folder between the preview and the confirmation,
+The uploaded files wait in the imports storage between the preview and the confirmation,
 under a random token bound to the administrator who uploaded them. The confirmation
 runs the same service as the preview, for real.
 """
@@ -8,18 +8,18 @@ runs the same service as the preview, for real.
 import hashlib
 import json
 import secrets
-import shutil
-import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.files import import_storage
 from licensing.importers.wmi import DATE_ORDER_EXAMPLES, DATE_ORDERS
 from licensing.models import LicenseServer
 from licensing.services.imports import license_server_import
@@ -30,8 +30,9 @@ UPLOAD_MAX_AGE_SECONDS = 24 * 3600
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
-def upload_root() -> Path:
-    return Path(settings.PORTAL_IMPORT_ROOT)
+def _delete_upload(store, token: str) -> None:
+    for name in store.listdir(token)[1]:
+        store.delete(f"{token}/{name}")
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -80,30 +81,38 @@ def _require_admin(request):
         raise PermissionDenied("Only license administrators import license server exports.")
 
 
-def _clean_old_uploads(root: Path) -> None:
-    cutoff = time.time() - UPLOAD_MAX_AGE_SECONDS
-    for folder in root.glob("*"):
-        if folder.is_dir() and folder.stat().st_mtime < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
+def _clean_old_uploads(store) -> None:
+    cutoff = timezone.now() - timedelta(seconds=UPLOAD_MAX_AGE_SECONDS)
+    try:
+        tokens = store.listdir("")[0]
+    except FileNotFoundError:  # a local storage's folder is made by its first file
+        return
+    for token in tokens:
+        manifest = f"{token}/manifest.json"
+        if not store.exists(manifest) or store.get_modified_time(manifest) < cutoff:
+            _delete_upload(store, token)
 
 
-def _load(request, token: str) -> tuple[Path, dict]:
+def _load(request, token: str) -> tuple[str, dict]:
     if not token or not set(token) <= TOKEN_CHARS:
         raise Http404("No such upload.")
-    folder = upload_root() / token
+    store = import_storage()
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        with store.open(f"{token}/manifest.json", "rb") as handle:
+            manifest = json.loads(handle.read())
     except (OSError, ValueError):
         raise Http404("This upload has expired; upload the files again.") from None
     if manifest["user"] != request.user.get_username():
         raise Http404("No such upload.")
-    return folder, manifest
+    return token, manifest
 
 
-def _run(request, folder: Path, manifest: dict, *, dry_run: bool):
+def _run(request, token: str, manifest: dict, *, dry_run: bool):
     files = []
+    store = import_storage()
     for stored in manifest["files"]:
-        data = (folder / stored["stored"]).read_bytes()
+        with store.open(f"{token}/{stored['stored']}", "rb") as handle:
+            data = handle.read()
         if hashlib.sha256(data).hexdigest() != stored["sha256"]:
             raise Http404("The uploaded files changed; upload them again.")
         files.append((stored["name"], data))
@@ -141,21 +150,17 @@ def import_upload(request):
     _require_admin(request)
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        root = upload_root()
-        root.mkdir(parents=True, exist_ok=True)
-        _clean_old_uploads(root)
+        store = import_storage()
+        _clean_old_uploads(store)
         token = secrets.token_urlsafe(18)
-        folder = root / token
-        folder.mkdir(mode=0o700)
         stored = []
         for index, upload in enumerate(form.cleaned_data["files"]):
             digest = hashlib.sha256()
-            target = folder / f"{index}.upload"
-            with target.open("wb") as out:
-                for chunk in upload.chunks():
-                    digest.update(chunk)
-                    out.write(chunk)
-            stored.append({"name": Path(upload.name).name, "stored": target.name,
+            for chunk in upload.chunks():
+                digest.update(chunk)
+            upload.seek(0)
+            name = store.save(f"{token}/{index}.upload", upload)
+            stored.append({"name": Path(upload.name).name, "stored": name.rsplit("/", 1)[-1],
                            "sha256": digest.hexdigest()})
         installed_on = form.cleaned_data["installed_on"]
         manifest = {
@@ -166,7 +171,7 @@ def import_upload(request):
             "installed_on": installed_on.isoformat() if installed_on else None,
             "files": stored,
         }
-        (folder / "manifest.json").write_text(json.dumps(manifest))
+        store.save(f"{token}/manifest.json", ContentFile(json.dumps(manifest).encode()))
         return redirect("import-preview", token=token)
     return _upload_page(request, form)
 
@@ -179,9 +184,9 @@ def _upload_page(request, form, refusal=None):
 @require_http_methods(["GET"])
 def import_preview(request, token):
     _require_admin(request)
-    folder, manifest = _load(request, token)
+    token, manifest = _load(request, token)
     try:
-        report = _run(request, folder, manifest, dry_run=True)
+        report = _run(request, token, manifest, dry_run=True)
     except ValidationError as exc:
         return _upload_page(request, ImportUploadForm(), refusal=" ".join(exc.messages))
     return render(request, "licensing/import_preview.html", _context(report, manifest, token))
@@ -190,12 +195,12 @@ def import_preview(request, token):
 @require_POST
 def import_confirm(request, token):
     _require_admin(request)
-    folder, manifest = _load(request, token)
+    token, manifest = _load(request, token)
     try:
-        report = _run(request, folder, manifest, dry_run=False)
+        report = _run(request, token, manifest, dry_run=False)
     except ValidationError as exc:
         return _upload_page(request, ImportUploadForm(), refusal=" ".join(exc.messages))
     if report.committed:
-        shutil.rmtree(folder, ignore_errors=True)
+        _delete_upload(import_storage(), token)
     return render(request, "licensing/import_result.html", _context(report, manifest, token),
                   status=200 if report.committed else 409)

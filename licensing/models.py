@@ -12,6 +12,7 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 
+from core.jobs import BackgroundJob
 from inventory.models import ClientMachine
 
 
@@ -670,41 +671,24 @@ class AlertRecord(models.Model):
         return f"{self.kind} alert for {self.object_type}:{self.object_id} ({self.threshold})"
 
 
-class ExportStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
-class ExportJob(models.Model):
+class ExportJob(BackgroundJob):
     """A report written in the background; its file is kept for EXPORT_RETENTION."""
 
     report = models.CharField(max_length=32)
     format = models.CharField(max_length=8)
     filters = models.JSONField(default=dict, blank=True)
-    status = models.CharField(
-        max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING
-    )
-    progress = models.PositiveSmallIntegerField(default=0)
     rows = models.PositiveBigIntegerField(default=0)
-    file_path = models.CharField(max_length=512, blank=True)
-    error = models.TextField(blank=True)
+    file_name = models.CharField(
+        max_length=512, blank=True, help_text="The file's name in the exports storage, once written."
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(BackgroundJob.Meta):
         ordering = ["-id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(progress__lte=100), name="export_progress_at_most_100"
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.report}.{self.format} export #{self.pk} ({self.status})"

@@ -4,9 +4,10 @@ safe to run twice or at the same time. The beat schedule is in portal/settings.p
 from celery import shared_task
 from django.utils import timezone
 
-from licensing import alerts
-from licensing.exports import purge_expired_exports, run_export, verify_audit_chain  # noqa: F401 - registers them
-from licensing.models import License, LicenseKind, LicenseStatus
+from core import jobs
+from licensing import alerts, exports
+from licensing.exports import verify_audit_chain  # noqa: F401 - registers it
+from licensing.models import ExportJob, License, LicenseKind, LicenseStatus
 from licensing.services.licenses import license_expire_temporary
 
 
@@ -40,3 +41,15 @@ def alert_expiring_temporary_licenses() -> int:
 @shared_task(name="licensing.tasks.alert_stale_reissue_requests")
 def alert_stale_reissue_requests() -> int:
     return alerts.alert_stale_reissue_requests()
+
+
+@jobs.task_for(ExportJob)
+@shared_task(bind=True, name="licensing.tasks.run_export")
+def run_export(self, job_id: int) -> str:
+    """Write one export job's file (``core.jobs.run``: safe to run twice or at once)."""
+    return jobs.run(ExportJob, job_id, task=self, work=exports.write_export_job)
+
+
+@shared_task(name="licensing.tasks.purge_expired_exports")
+def purge_expired_exports() -> int:
+    return exports.purge_expired_exports()

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "portal",
     "inventory",
     "licensing",
@@ -55,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.unavailable.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -106,6 +108,41 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Where background exports write their files, and how long they are kept.
+EXPORT_ROOT = env.path("PORTAL_EXPORT_ROOT", default=BASE_DIR / "exports")
+EXPORT_RETENTION = timedelta(hours=env.int("PORTAL_EXPORT_RETENTION_HOURS", default=24))
+# Where uploaded license server exports are kept for their import job.
+PORTAL_IMPORT_ROOT = env.path("PORTAL_IMPORT_ROOT", default=BASE_DIR / "imports")
+# Exports and uploads go through Django's storage API: folders on disk, or any
+# S3-compatible store that every web server and worker can reach.
+PORTAL_FILE_STORAGE = env.str("PORTAL_FILE_STORAGE", default="local")
+
+
+def file_storages(kind: str, *, export_root, import_root) -> dict:
+    """The ``exports`` and ``imports`` entries of STORAGES for ``PORTAL_FILE_STORAGE``."""
+    if kind == "local":
+        return {
+            alias: {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": str(root), "allow_overwrite": True}}
+            for alias, root in (("exports", export_root), ("imports", import_root))
+        }
+    if kind == "s3":
+        bucket = env.str("PORTAL_S3_BUCKET", default="")
+        if not bucket:
+            raise ImproperlyConfigured("PORTAL_FILE_STORAGE=s3 needs PORTAL_S3_BUCKET.")
+        options = {
+            "bucket_name": bucket,
+            "endpoint_url": env.str("PORTAL_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_DEFAULT_REGION", default="") or None,
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": False,
+        }
+        return {alias: {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**options, "location": alias}}
+                for alias in ("exports", "imports")}
+    raise ImproperlyConfigured(f"PORTAL_FILE_STORAGE must be local or s3, not {kind!r}.")
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -113,16 +150,11 @@ STORAGES = {
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
+    **file_storages(PORTAL_FILE_STORAGE, export_root=EXPORT_ROOT, import_root=PORTAL_IMPORT_ROOT),
 }
 WHITENOISE_USE_FINDERS = True
 # Until collectstatic has run (development, tests), WhiteNoise serves through the finders.
 warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
-
-# Where background exports write their files, and how long they are kept.
-EXPORT_ROOT = env.path("PORTAL_EXPORT_ROOT", default=BASE_DIR / "exports")
-EXPORT_RETENTION = timedelta(hours=env.int("PORTAL_EXPORT_RETENTION_HOURS", default=24))
-# Where uploaded license server exports wait between the import's preview and its confirmation.
-PORTAL_IMPORT_ROOT = env.path("PORTAL_IMPORT_ROOT", default=BASE_DIR / "imports")
 
 # Security: production-safe unless DEBUG is on.
 SESSION_COOKIE_HTTPONLY = True
@@ -206,9 +238,31 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task is acknowledged only when it has finished, and given back to the queue when the
+# process running it dies; a worker takes one task at a time.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The longest a job may run; the broker hands an unacknowledged task out again only after
+# its visibility timeout, which must be longer (a dead worker's jobs are picked up sooner by
+# the sweeper, which watches their heartbeat).
+PORTAL_JOB_TIME_LIMIT_SECONDS = env.int("PORTAL_JOB_TIME_LIMIT_SECONDS", default=2 * 3600)
+CELERY_TASK_TIME_LIMIT = PORTAL_JOB_TIME_LIMIT_SECONDS
+CELERY_TASK_SOFT_TIME_LIMIT = PORTAL_JOB_TIME_LIMIT_SECONDS - 60
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": PORTAL_JOB_TIME_LIMIT_SECONDS + 3600,
+    "socket_connect_timeout": 5,
+}
+# A request that finds the broker gone fails in seconds, not minutes.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# Background jobs (core.jobs): a running job's heartbeat, when it counts as stopped, how
+# long a job may wait for a worker, and how many runs it gets.
+PORTAL_JOB_HEARTBEAT_SECONDS = env.int("PORTAL_JOB_HEARTBEAT_SECONDS", default=10)
+PORTAL_JOB_STALE_SECONDS = env.int("PORTAL_JOB_STALE_SECONDS", default=90)
+PORTAL_JOB_PENDING_SECONDS = env.int("PORTAL_JOB_PENDING_SECONDS", default=300)
+PORTAL_JOB_MAX_ATTEMPTS = env.int("PORTAL_JOB_MAX_ATTEMPTS", default=3)
 CELERY_BEAT_SCHEDULE = {
     "expire-temporary-licenses": {
         "task": "licensing.tasks.expire_temporary_licenses",
@@ -225,6 +279,10 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {
         "task": "licensing.tasks.verify_audit_chain",
         "schedule": crontab(minute=30, hour=2),
+    },
+    "sweep-background-jobs": {
+        "task": "core.tasks.sweep_background_jobs",
+        "schedule": 60.0,
     },
     "purge-expired-exports": {
         "task": "licensing.tasks.purge_expired_exports",

@@ -21,3 +21,5 @@ PORTAL_ALERT_RECIPIENTS = ["licensing-team@example.com"]
 _SCRATCH = Path(tempfile.mkdtemp(prefix="portal-tests-"))
 EXPORT_ROOT = _SCRATCH / "exports"
 PORTAL_IMPORT_ROOT = _SCRATCH / "imports"
+if PORTAL_FILE_STORAGE == "local":
+    STORAGES.update(file_storages("local", export_root=EXPORT_ROOT, import_root=PORTAL_IMPORT_ROOT))

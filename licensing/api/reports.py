@@ -15,6 +15,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import files
+from core.jobs import JobStatus
 from licensing.exports import (
     CONTENT_TYPES,
     FORMATS,
@@ -24,7 +26,7 @@ from licensing.exports import (
     export_start,
     write_xlsx,
 )
-from licensing.models import ExportJob, ExportStatus
+from licensing.models import ExportJob
 from licensing.reports import REPORTS, InvalidFilters, get_report
 from portal import roles
 from portal.permissions import CanExport
@@ -92,12 +94,12 @@ class ExportJobSerializer(serializers.ModelSerializer):
         model = ExportJob
         fields = [
             "id", "report", "format", "filters", "status", "progress", "download_url", "rows",
-            "requested_by", "created_at", "started_at", "finished_at", "expires_at", "error",
+            "requested_by", "created_at", "started_at", "finished_at", "expires_at", "error", "attempts",
         ]
         read_only_fields = fields
 
     def get_download_url(self, job) -> str | None:
-        if job.status != ExportStatus.DONE or not job.file_path:
+        if job.status != JobStatus.DONE or not job.file_name:
             return None
         url = reverse("exportjob-download", args=[job.pk])
         request = self.context.get("request")
@@ -151,12 +153,12 @@ class ExportJobViewSet(
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         job = self.get_object()
-        if job.status != ExportStatus.DONE:
+        if job.status != JobStatus.DONE:
             raise Http404(f"Export #{job.pk} is {job.get_status_display().lower()}; it has no file.")
-        path = Path(job.file_path) if job.file_path else None
-        if path is None or not path.exists():
+        store = files.export_storage()
+        if not job.file_name or not store.exists(job.file_name):
             raise Http404(f"The file of export #{job.pk} has expired and was deleted.")
         report = get_report(job.report)
         filename = export_filename(report, job.format, job.finished_at)
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=filename,  # noqa: SIM115
+        return FileResponse(store.open(job.file_name, "rb"), as_attachment=True, filename=filename,
                             content_type=CONTENT_TYPES[job.format])

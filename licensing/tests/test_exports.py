@@ -3,7 +3,6 @@ import io
 import os
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import openpyxl
 import pytest
@@ -11,17 +10,19 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.files import PARTIAL_DIR
+from core.jobs import JobStatus as ExportStatus
 from licensing import exports
-from licensing.exports import export_start, neutralise, purge_expired_exports, run_export
-from licensing.models import AuditEvent, ExportJob, ExportStatus
+from licensing.exports import export_start, neutralise, purge_expired_exports
+from licensing.models import AuditEvent, ExportJob
 from licensing.reports import AUDIT_TRAIL, REPORTS
 from licensing.services.inventory import csc_contact_create
+from licensing.tasks import run_export
 
 
 @pytest.fixture(autouse=True)
-def export_root(settings, tmp_path):
-    settings.EXPORT_ROOT = tmp_path / "exports"
-    return settings.EXPORT_ROOT
+def export_root(file_store):
+    return file_store / "exports"
 
 
 @pytest.fixture
@@ -138,11 +139,11 @@ def test_auditor_sees_only_own_jobs_admin_sees_all(admin_user, auditor):
     assert {j["id"] for j in api(admin_user).get("/api/v1/exports/").json()["results"]} == {mine.pk, theirs.pk}
 
 
-def test_rerunning_a_done_job_does_nothing(trail, admin_user):
+def test_rerunning_a_done_job_does_nothing(trail, admin_user, export_root):
     job = export_start(report="audit-trail", format="csv", filters={}, actor=admin_user)
     assert run_export(job.pk) == "done"
     job.refresh_from_db()
-    path = Path(job.file_path)
+    path = export_root / job.file_name
     path.write_text("kept")
     assert run_export(job.pk) == "skipped"
     assert path.read_text() == "kept"
@@ -155,18 +156,20 @@ def test_retried_running_job_rewrites_the_file_from_scratch(trail, admin_user, e
     # A worker died mid-way: the job is running, with progress, and a stale file in place.
     ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING, progress=40, rows=2)
     export_root.mkdir(parents=True)
-    exports.export_path(job).write_text("half a file\n" * 1000)
+    (export_root / exports.export_file_name(job)).write_text("half a file\n" * 1000)
     assert run_export(job.pk) == "done"
     job.refresh_from_db()
     assert (job.status, job.progress, job.rows) == (ExportStatus.DONE, 100, 6)
-    lines = Path(job.file_path).read_text().splitlines()
+    lines = (export_root / job.file_name).read_text().splitlines()
     assert lines[0].startswith("Sequence,") and len(lines) == 7
-    assert [p.name for p in export_root.iterdir()] == [Path(job.file_path).name]
+    assert [p.name for p in export_root.iterdir() if p.is_file()] == [job.file_name]
+    assert list((export_root / PARTIAL_DIR).iterdir()) == []
 
 
 def test_purge_removes_stale_half_written_files(db, export_root, settings):
-    export_root.mkdir(parents=True)
-    stale, fresh = export_root / "export-1-licenses.csv.abc.part", export_root / "export-2-licenses.csv.def.part"
+    (export_root / PARTIAL_DIR).mkdir(parents=True)
+    stale = export_root / PARTIAL_DIR / "export-1-licenses.csv.attempt-1.part"
+    fresh = export_root / PARTIAL_DIR / "export-2-licenses.csv.attempt-1.part"
     stale.write_text("x")
     fresh.write_text("x")
     old = time.time() - settings.EXPORT_RETENTION.total_seconds() - 60
@@ -207,22 +210,22 @@ def test_failed_export_records_the_error_and_leaves_no_file(admin_user, monkeypa
     monkeypatch.setattr(exports, "write_report", broken)
     assert run_export(job.pk) == "failed"
     job.refresh_from_db()
-    assert job.status == ExportStatus.FAILED and "disk full" in job.error and job.file_path == ""
+    assert job.status == ExportStatus.FAILED and "disk full" in job.error and job.file_name == ""
 
 
-def test_purge_deletes_expired_files_and_keeps_the_rows(trail, admin_user):
+def test_purge_deletes_expired_files_and_keeps_the_rows(trail, admin_user, export_root):
     old = export_start(report="audit-trail", format="csv", filters={}, actor=admin_user)
     new = export_start(report="audit-trail", format="csv", filters={}, actor=admin_user)
     run_export(old.pk)
     run_export(new.pk)
     ExportJob.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     old.refresh_from_db()
-    old_path = Path(old.file_path)
+    old_path = export_root / old.file_name
     assert purge_expired_exports() == 1
     old.refresh_from_db()
     new.refresh_from_db()
-    assert not old_path.exists() and old.file_path == "" and old.status == ExportStatus.DONE
-    assert Path(new.file_path).exists()
+    assert not old_path.exists() and old.file_name == "" and old.status == ExportStatus.DONE
+    assert (export_root / new.file_name).exists()
     assert api(admin_user).get(f"/api/v1/exports/{old.pk}/download/").status_code == 404
     assert purge_expired_exports() == 0
 

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from core.files import import_storage
 from licensing.models import AuditEvent, KeyPack, License
 
 FILES = Path(__file__).parent / "import_files"
@@ -16,9 +17,8 @@ def upload(*names):
 
 
 @pytest.fixture
-def import_root(settings, tmp_path):
-    settings.PORTAL_IMPORT_ROOT = tmp_path
-    return tmp_path
+def import_root(file_store):
+    return file_store / "imports"
 
 
 def test_admin_uploads_previews_and_confirms(client, admin_user, server, import_root):
@@ -45,7 +45,7 @@ def test_admin_uploads_previews_and_confirms(client, admin_user, server, import_
     assert "Imported" in result.content.decode()
     assert License.objects.count() == 3
     assert AuditEvent.objects.get(action="import.completed").actor == "alice"
-    assert not (import_root / token).exists()
+    assert import_storage().listdir(token)[1] == []  # the uploaded files are gone
 
 
 def test_preview_with_errors_offers_no_import(client, admin_user, server, import_root):

@@ -42,8 +42,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server, settings, tmp_path):
-    settings.EXPORT_ROOT = tmp_path / "exports"
+def page(browser, live_server, file_store):
     context = browser.new_context(viewport={"width": 1366, "height": 860}, accept_downloads=True,
                                   base_url=live_server.url)
     context.set_default_timeout(15000)
