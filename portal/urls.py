@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from portal.health import healthz
 
+handler500 = "core.unavailable.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", login_not_required(healthz), name="healthz"),
