@@ -2,13 +2,13 @@ import pytest
 from django.apps import apps
 from django.db import connection
 
+from core.roles import ADMIN, AUDITOR, REQUESTER, sync_role_groups
 from licensing.tests.factories import (
     KeyPackFactory,
     LicenseServerFactory,
     MachineFactory,
     UserFactory,
 )
-from portal.roles import ADMIN, AUDITOR, REQUESTER, sync_role_groups
 from portal.settings import file_storages
 
 

@@ -92,7 +92,8 @@ def setup_django():
 
 
 def ensure_seeded() -> dict:
-    from licensing.models import AuditEvent, License
+    from core.models import AuditEvent
+    from licensing.models import License
 
     if License.objects.count() < 100_000:
         log("seeding large data (seed_demo --scale large); this takes a few minutes")
@@ -217,7 +218,7 @@ AUDIT_SELECT = (
 
 
 def b3() -> dict:
-    from licensing.models import AuditEvent
+    from core.models import AuditEvent
 
     total = AuditEvent.objects.count()
     cut = AuditEvent.objects.order_by("-sequence").values_list("occurred_at", flat=True)[99_999]

@@ -50,9 +50,10 @@ def run(mode: str, threads: int, ops: int) -> dict:
     from django.db import connections
     from django.utils import timezone
 
+    from core import audit, licenses
+    from core.models import AuditEvent
     from inventory.models import ClientMachine
-    from licensing.models import AuditEvent, LicenseServer
-    from licensing.services import audit, licenses
+    from licensing.models import LicenseServer
 
     server, _ = LicenseServer.objects.get_or_create(
         name="BENCH-LS", defaults={"windows_version": "windows_server_2019", "builtin_cal_for_pro_clients": False}

@@ -90,8 +90,8 @@ def generate(total: int) -> None:
     _setup_django()
     from django.db import connection, transaction
 
-    from licensing.models import AuditChainHead
-    from licensing.services.audit import compute_hash
+    from core.audit import compute_hash
+    from core.models import AuditChainHead
 
     rng = random.Random(total)
     with transaction.atomic():
@@ -149,9 +149,9 @@ def measure(mode: str) -> None:
 
     from django.core.management import call_command
 
-    from licensing.exports import csv_chunks, csv_stream
-    from licensing.models import AuditEvent
+    from core.models import AuditEvent
     from licensing.reports import AUDIT_TRAIL
+    from licensing.reports.writers import csv_chunks, csv_stream
 
     events = AuditEvent.objects.count()
     rss_before = _current_rss_mb()
@@ -195,7 +195,7 @@ def psql_copy(database: str) -> dict | None:
 def verify() -> None:
     """Time ``audit_verify_chain`` over the whole trail; print one JSON line."""
     _setup_django()
-    from licensing.services.audit import audit_verify_chain
+    from core.audit import audit_verify_chain
 
     started = time.perf_counter()
     result = audit_verify_chain()

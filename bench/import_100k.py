@@ -145,9 +145,10 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from core.audit import audit_verify_chain
+    from core.models import AuditEvent
     from inventory.models import ClientMachine, OsEdition
-    from licensing.models import AuditEvent, License, WindowsVersion
-    from licensing.services.audit import audit_verify_chain
+    from licensing.models import License, WindowsVersion
     from licensing.services.imports import license_server_import
     from licensing.services.inventory import license_server_create
 

@@ -5,3 +5,8 @@ class CoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "core"
     verbose_name = "Portal core"
+
+    def ready(self):
+        from core import signals
+
+        signals.connect()

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
 from inventory.models import ClientMachine
-from licensing.admin import ReadOnlyAdmin
 
 
 @admin.register(ClientMachine)

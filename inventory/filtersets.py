@@ -1,8 +1,8 @@
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from core.filtersets import SearchFilterSet
 from inventory.models import ClientMachine
-from licensing.filtersets import SearchFilterSet
 
 
 class ClientMachineFilterSet(SearchFilterSet):

@@ -3,11 +3,11 @@
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.errors import DomainCode, DomainError
+from core.locks import lock_one
+from core.services import create_validated, update_validated
 from inventory.models import ClientMachine, MachineStatus
-from licensing.services.audit import audit_record
-from licensing.services.common import create_validated, update_validated
-from licensing.services.locks import lock_one
-from portal.errors import DomainError
 
 MACHINE_EDITABLE_FIELDS = ("hostname", "os_edition", "hardware_id", "asset_tag", "location", "owner", "notes")
 
@@ -34,7 +34,7 @@ def machine_update(*, machine: ClientMachine, actor, data: dict) -> ClientMachin
         if new_status is not None and new_status != machine.status:
             if new_status != MachineStatus.RETIRED:
                 raise DomainError(
-                    "invalid_state",
+                    DomainCode.INVALID_STATE,
                     f"Machine {machine.hostname} is retired; a retired machine is not "
                     "brought back into service.",
                 )
@@ -47,9 +47,7 @@ def machine_retire(*, machine: ClientMachine, actor) -> ClientMachine:
     with transaction.atomic():
         machine = lock_one(ClientMachine.objects, machine.pk)
         if machine.status == MachineStatus.RETIRED:
-            raise DomainError(
-                "invalid_state", f"Machine {machine.hostname} is already retired."
-            )
+            raise DomainError(DomainCode.INVALID_STATE, f"Machine {machine.hostname} is already retired.")
         machine.status = MachineStatus.RETIRED
         machine.retired_at = timezone.now()
         machine.save(update_fields=["status", "retired_at"])

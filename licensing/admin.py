@@ -7,21 +7,8 @@ History is never deleted (rule 10), so no model offers delete here either.
 
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
 from licensing import models as m
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    list_per_page = 50
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.LicenseServer)
@@ -67,18 +54,6 @@ class ReissueRequestAdmin(ReadOnlyAdmin):
 @admin.register(m.CscContact)
 class CscContactAdmin(ReadOnlyAdmin):
     list_display = ("location", "phone_number", "hours")
-
-
-@admin.register(m.AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("sequence", "occurred_at", "actor", "action", "object_type", "object_id", "summary")
-    list_filter = ("action",)
-    search_fields = ("=actor", "summary")
-
-
-@admin.register(m.AlertRecord)
-class AlertRecordAdmin(ReadOnlyAdmin):
-    list_display = ("kind", "object_type", "object_id", "threshold", "sent_at")
 
 
 @admin.register(m.ExportJob)

@@ -7,9 +7,9 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.models import AlertRecord
 from licensing.models import (
     OPEN_TRANSFER_STATUSES,
-    AlertRecord,
     License,
     LicenseKind,
     LicenseStatus,

@@ -7,6 +7,4 @@ class LicensingConfig(AppConfig):
     verbose_name = "TS licensing"
 
     def ready(self):
-        from licensing import signals, tasks  # noqa: F401 - tasks registers the job tasks
-
-        signals.connect()
+        from licensing import tasks  # noqa: F401 - registers the job tasks

@@ -1,45 +1,11 @@
 """One FilterSet per list, shared by the API, the HTML lists and the report exports."""
 
 import django_filters
-from django.db import connection
 from django.db.models import Q
 
+from core.filtersets import SearchFilterSet, int_or_none, matching_ids
 from inventory.models import OsEdition, hostname_prefix_ids
 from licensing import models as m
-
-SEARCH_ID_LIST_LIMIT = 1000
-
-
-def matching_ids(queryset):
-    """The ids a search matched, as a list when they are few (the outer query then ORs
-    index scans on its own foreign keys), or as a subquery when they are many (then
-    the first page fills quickly in index order anyway)."""
-    ids = list(queryset.values_list("pk", flat=True)[: SEARCH_ID_LIST_LIMIT + 1])
-    return ids if len(ids) <= SEARCH_ID_LIST_LIMIT else queryset.values("pk")
-
-
-def _int_or_none(value: str):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    # Beyond a 64-bit column no id can match, and SQLite cannot even compare with it.
-    if not -(2**63) <= number < 2**63:
-        return None
-    return number
-
-
-class SearchFilterSet(django_filters.FilterSet):
-    """Adds ``q``: a free-text search across the fields ``search_q`` names."""
-
-    q = django_filters.CharFilter(method="filter_q", label="Search")
-
-    def search_q(self, value: str) -> Q:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
-
-    def filter_q(self, queryset, name, value):
-        value = value.strip()
-        return queryset.filter(self.search_q(value)) if value else queryset
 
 
 class LicenseFilterSet(SearchFilterSet):
@@ -60,7 +26,7 @@ class LicenseFilterSet(SearchFilterSet):
         # Every branch is on the license's own columns, so PostgreSQL ORs index scans
         # instead of joining the machines and key packs first.
         packs = m.KeyPack.objects.filter(agreement_number__iexact=value)
-        number = _int_or_none(value)
+        number = int_or_none(value)
         if number is not None:
             packs = m.KeyPack.objects.filter(Q(agreement_number__iexact=value) | Q(key_pack_id=number))
         query = Q(machine_id__in=matching_ids(hostname_prefix_ids(value))) | Q(
@@ -78,7 +44,7 @@ class KeyPackFilterSet(SearchFilterSet):
 
     def search_q(self, value):
         query = Q(agreement_number__iexact=value) | Q(description__icontains=value)
-        number = _int_or_none(value)
+        number = int_or_none(value)
         if number is not None:
             query |= Q(key_pack_id=number) | Q(pk=number)
         return query
@@ -111,7 +77,7 @@ class TransferFilterSet(SearchFilterSet):
     def search_q(self, value):
         machines = matching_ids(hostname_prefix_ids(value))
         query = Q(source_machine_id__in=machines) | Q(target_machine_id__in=machines)
-        number = _int_or_none(value)
+        number = int_or_none(value)
         if number is not None:
             query |= Q(pk=number) | Q(license_id=number) | Q(license__license_id=number)
         return query
@@ -132,7 +98,7 @@ class ReissueRequestFilterSet(SearchFilterSet):
             | Q(csc_location__icontains=value)
             | Q(representative__icontains=value)
         )
-        number = _int_or_none(value)
+        number = int_or_none(value)
         if number is not None:
             query |= Q(pk=number) | Q(key_pack__key_pack_id=number)
         return query
@@ -147,34 +113,3 @@ class CscContactFilterSet(SearchFilterSet):
         return Q(location__icontains=value) | Q(phone_number__icontains=value)
 
 
-class AuditEventFilterSet(SearchFilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")
-    action = django_filters.CharFilter(method="filter_action")
-    machine = django_filters.NumberFilter(method="filter_ref", label="Machine id")
-    key_pack = django_filters.NumberFilter(method="filter_ref", label="Key pack id")
-
-    class Meta:
-        model = m.AuditEvent
-        fields = ["object_type", "object_id", "actor"]
-
-    def filter_action(self, queryset, name, value):
-        # "transfer" matches every transfer.* action; "transfer.approved" only that one.
-        if "." in value:
-            return queryset.filter(action=value)
-        return queryset.filter(action__startswith=f"{value}.")
-
-    def filter_ref(self, queryset, name, value):
-        """Events that touched this machine or key pack: as their object, or in data.refs."""
-        object_type = {"machine": "clientmachine", "key_pack": "keypack"}[name]
-        pk = int(value)
-        if connection.vendor == "postgresql":
-            # JSON containment, served by the GIN index on data->'refs' (migration 0003).
-            touched = Q(data__refs__contains={name: [pk]})
-        else:
-            # data.refs.<kind> is a JSON list of ids; match the id as a whole list element.
-            touched = Q(**{f"data__refs__{name}__regex": rf"[\[,\s]{pk}[,\]]"})
-        return queryset.filter(Q(object_type=object_type, object_id=str(pk)) | touched)
-
-    def search_q(self, value):
-        return Q(summary__icontains=value) | Q(actor__iexact=value) | Q(action__istartswith=value)

@@ -12,108 +12,27 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 
+from core.errors import DomainCode, DomainError
 from core.jobs import BackgroundJob
 from inventory.models import ClientMachine
-
-
-class WindowsVersion(models.TextChoices):
-    """A Windows Server release: what a license server runs, and what a CAL is for."""
-
-    WINDOWS_2000_SERVER = "windows_2000_server", "Windows 2000 Server"
-    WINDOWS_SERVER_2003 = "windows_server_2003", "Windows Server 2003"
-    WINDOWS_SERVER_2008 = "windows_server_2008", "Windows Server 2008"
-    WINDOWS_SERVER_2008_R2 = "windows_server_2008_r2", "Windows Server 2008 R2"
-    WINDOWS_SERVER_2012 = "windows_server_2012", "Windows Server 2012"
-    WINDOWS_SERVER_2012_R2 = "windows_server_2012_r2", "Windows Server 2012 R2"
-    WINDOWS_SERVER_2016 = "windows_server_2016", "Windows Server 2016"
-    WINDOWS_SERVER_2019 = "windows_server_2019", "Windows Server 2019"
-    WINDOWS_SERVER_2022 = "windows_server_2022", "Windows Server 2022"
-    WINDOWS_SERVER_2025 = "windows_server_2025", "Windows Server 2025"
-
-
-# The article's era: these servers hand Windows 2000/XP Professional clients their built-in CAL.
-VERSIONS_WITH_BUILTIN_PRO_CAL = frozenset(
-    {WindowsVersion.WINDOWS_2000_SERVER, WindowsVersion.WINDOWS_SERVER_2003}
+from licensing import rules
+from licensing.choices import (  # noqa: F401 - the vocabularies are read from here too
+    ISSUED_STATUSES,
+    OPEN_TRANSFER_STATUSES,
+    VERSIONS_WITH_BUILTIN_PRO_CAL,
+    ActivationStatus,
+    CalType,
+    KeyPackOrigin,
+    LicenseEndReason,
+    LicenseKind,
+    LicenseProgram,
+    LicenseStatus,
+    ReissueChannel,
+    ReissueStatus,
+    RemovalMethod,
+    TransferStatus,
+    WindowsVersion,
 )
-
-
-class ActivationStatus(models.TextChoices):
-    ACTIVATED = "activated", "Activated"
-    NOT_ACTIVATED = "not_activated", "Not activated"
-
-
-class CalType(models.TextChoices):
-    PER_DEVICE = "per_device", "Per device"
-    PER_USER = "per_user", "Per user"
-
-
-class LicenseProgram(models.TextChoices):
-    RETAIL = "retail", "Retail"
-    OPEN = "open", "Open License"
-    SELECT = "select", "Select"
-    ENTERPRISE_AGREEMENT = "enterprise_agreement", "Enterprise Agreement"
-    CAMPUS = "campus", "Campus"
-    SCHOOL = "school", "School"
-    SERVICE_PROVIDER = "service_provider", "Service Provider"
-    OTHER = "other", "Other"
-
-
-class KeyPackOrigin(models.TextChoices):
-    ORIGINAL = "original", "Original (purchased)"
-    REISSUE = "reissue", "Reissue (CSC call)"
-
-
-class LicenseKind(models.TextChoices):
-    PERMANENT = "permanent", "Permanent"
-    TEMPORARY = "temporary", "Temporary (90 days)"
-
-
-class LicenseStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    TRANSFERRED = "transferred", "Transferred"
-    EXPIRED = "expired", "Expired"
-
-
-class LicenseEndReason(models.TextChoices):
-    EXPIRED_90_DAYS = "expired_90_days", "Temporary CAL reached its 90 days"
-    REPLACED_BY_PERMANENT = "replaced_by_permanent", "Replaced by a permanent CAL"
-    TRANSFERRED = "transferred", "Transferred to another machine"
-    IMPORTED = "imported", "Ended on the license server (import)"
-
-
-class TransferStatus(models.TextChoices):
-    REQUESTED = "requested", "Requested"
-    APPROVED = "approved", "Approved"
-    REMOVAL_CONFIRMED = "removal_confirmed", "Removal confirmed"
-    AWAITING_REISSUE = "awaiting_reissue", "Awaiting reissue"
-    COMPLETED = "completed", "Completed"
-    REJECTED = "rejected", "Rejected"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-OPEN_TRANSFER_STATUSES = (
-    TransferStatus.REQUESTED,
-    TransferStatus.APPROVED,
-    TransferStatus.REMOVAL_CONFIRMED,
-    TransferStatus.AWAITING_REISSUE,
-)
-
-
-class RemovalMethod(models.TextChoices):
-    REGISTRY_KEY_DELETED = "registry_key_deleted", "License registry key deleted"
-    MACHINE_DECOMMISSIONED = "machine_decommissioned", "Machine decommissioned"
-
-
-class ReissueStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    FULFILLED = "fulfilled", "Fulfilled"
-    DENIED = "denied", "Denied"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-class ReissueChannel(models.TextChoices):
-    # Article: "you can complete this reissue process only by using the telephone".
-    TELEPHONE = "telephone", "Telephone"
 
 
 class LicenseServer(models.Model):
@@ -158,17 +77,17 @@ class LicenseServer(models.Model):
         return windows_version in VERSIONS_WITH_BUILTIN_PRO_CAL
 
 
+def issued_q(prefix: str = "") -> Q:
+    """DOMAIN.md's "issued": permanent CALs that are active or transferred (a transferred
+    seat does not come back). ``prefix`` reaches the licenses through a relation."""
+    return Q(**{f"{prefix}kind": LicenseKind.PERMANENT, f"{prefix}status__in": ISSUED_STATUSES})
+
+
 class KeyPackQuerySet(models.QuerySet):
     def with_counts(self):
         """Annotate ``issued_count`` and ``available_count``, derived from the licenses."""
         return self.annotate(
-            issued_count=Count(
-                "licenses",
-                filter=Q(
-                    licenses__kind=LicenseKind.PERMANENT,
-                    licenses__status__in=(LicenseStatus.ACTIVE, LicenseStatus.TRANSFERRED),
-                ),
-            )
+            issued_count=Count("licenses", filter=issued_q("licenses__"))
         ).annotate(available_count=F("total_licenses") - F("issued_count"))
 
 
@@ -256,6 +175,9 @@ class LicenseQuerySet(models.QuerySet):
 
     def temporary(self):
         return self.filter(kind=LicenseKind.TEMPORARY)
+
+    def issued(self):
+        return self.filter(issued_q())
 
 
 class License(models.Model):
@@ -386,25 +308,23 @@ class License(models.Model):
 
     @property
     def transferability_reason(self) -> str | None:
-        return transferability_reason(
+        return rules.transferability_reason(
             kind=self.kind, status=self.status, transferred_from_id=self.transferred_from_id
         )
 
-
-def transferability_reason(*, kind: str, status: str, transferred_from_id) -> str | None:
-    """Why a license cannot be the source of a transfer (rule 7), or None when it can.
-
-    A plain function of three columns, so list endpoints can derive it from ``values()``.
-    """
-    if kind != LicenseKind.PERMANENT:
-        return "temporary CALs cannot be transferred"
-    if status == LicenseStatus.TRANSFERRED:
-        return "one-time transfer used: it has been transferred away"
-    if status != LicenseStatus.ACTIVE:
-        return "it is no longer active"
-    if transferred_from_id is not None:
-        return "one-time transfer used: it is itself the product of a transfer"
-    return None
+    def end(self, *, status: str, reason: str, at) -> None:
+        """The one way a CAL ends: an active CAL becomes expired, transferred or revoked,
+        with its reason and time, and is saved."""
+        if self.status != LicenseStatus.ACTIVE:
+            raise DomainError(
+                DomainCode.INVALID_STATE,
+                f"CAL #{self.pk} is {LicenseStatus(self.status).label.lower()}; only an active CAL can end.",
+            )
+        if status == LicenseStatus.ACTIVE:
+            raise ValueError("a CAL ends in a status other than active")
+        self.status, self.end_reason, self.ended_at = status, reason, at
+        if self.pk is not None:
+            self.save(update_fields=["status", "end_reason", "ended_at"])
 
 
 class CscContact(models.Model):
@@ -611,64 +531,6 @@ class TransferRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_TRANSFER_STATUSES
-
-
-class AuditChainHead(models.Model):
-    """A single row that serialises writers of the audit chain (locked FOR UPDATE)."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last_sequence = models.PositiveBigIntegerField(default=0)
-    last_hash = models.CharField(max_length=64, default="0" * 64)
-
-    class Meta:
-        constraints = [models.CheckConstraint(condition=Q(id=1), name="audit_head_singleton")]
-
-    def __str__(self) -> str:
-        return f"audit chain head at #{self.last_sequence}"
-
-
-class AuditEvent(models.Model):
-    """Append-only, hash-chained record of every change (DOMAIN.md rules 10 and 11)."""
-
-    sequence = models.PositiveBigIntegerField(unique=True)
-    occurred_at = models.DateTimeField(db_index=True)
-    actor = models.CharField(max_length=150, db_index=True)
-    action = models.CharField(max_length=64, db_index=True)
-    object_type = models.CharField(max_length=64)
-    object_id = models.CharField(max_length=64)
-    summary = models.TextField()
-    data = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
-
-    class Meta:
-        ordering = ["sequence"]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
-
-    def __str__(self) -> str:
-        return f"#{self.sequence} {self.action} {self.object_type}:{self.object_id}"
-
-
-class AlertRecord(models.Model):
-    """An alert that was sent, so it is sent once per object and threshold."""
-
-    kind = models.CharField(max_length=64)
-    object_type = models.CharField(max_length=64)
-    object_id = models.CharField(max_length=64)
-    threshold = models.CharField(max_length=32)
-    sent_at = models.DateTimeField(auto_now_add=True)
-    recipients = models.TextField(blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["kind", "object_type", "object_id", "threshold"],
-                name="alert_once_per_object_threshold",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} alert for {self.object_type}:{self.object_id} ({self.threshold})"
 
 
 class ExportJob(BackgroundJob):

@@ -18,6 +18,7 @@ from licensing.models import (
     ReissueStatus,
     TransferRequest,
     WindowsVersion,
+    issued_q,
 )
 
 EXPIRY_WARNING_DAYS = 14
@@ -67,11 +68,7 @@ def compliance_rows(*, license_server: int | None = None, product_version: str |
     counts = {
         (r["license_server"], r["product_version"]): r
         for r in licenses.values("license_server", "product_version").annotate(
-            issued=Count(
-                "pk",
-                filter=Q(kind=LicenseKind.PERMANENT,
-                         status__in=(LicenseStatus.ACTIVE, LicenseStatus.TRANSFERRED)),
-            ),
+            issued=Count("pk", filter=issued_q()),
             temporary_active=Count("pk", filter=temporary_active),
             temporary_expiring=Count(
                 "pk",

@@ -2,30 +2,12 @@
 safe to run twice or at the same time. The beat schedule is in portal/settings.py."""
 
 from celery import shared_task
-from django.utils import timezone
 
 from core import jobs
-from licensing import alerts, exports
-from licensing.exports import verify_audit_chain  # noqa: F401 - registers it
-from licensing.models import ExportJob, License, LicenseKind, LicenseStatus
-from licensing.services.licenses import license_expire_temporary
-
-
-def expire_due_temporary_licenses(*, now=None) -> int:
-    """Mark every temporary CAL past its 90 days expired, each with its audit event."""
-    now = now or timezone.now()
-    due = (
-        License.objects.filter(
-            kind=LicenseKind.TEMPORARY, status=LicenseStatus.ACTIVE, expires_at__lte=now
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    expired = 0
-    for pk in due.iterator(chunk_size=1000):
-        if license_expire_temporary(license=License(pk=pk), now=now):
-            expired += 1
-    return expired
+from licensing import alerts
+from licensing.models import ExportJob
+from licensing.services import exports
+from licensing.services.licenses import expire_due_temporary_licenses
 
 
 @shared_task(name="licensing.tasks.expire_temporary_licenses")
@@ -53,3 +35,5 @@ def run_export(self, job_id: int) -> str:
 @shared_task(name="licensing.tasks.purge_expired_exports")
 def purge_expired_exports() -> int:
     return exports.purge_expired_exports()
+
+

@@ -71,7 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.context_processors.roles_context",
+                "core.context_processors.roles_context",
             ],
         },
     },
@@ -198,11 +198,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["portal.permissions.RolePermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.RolePermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "portal.pagination.PortalCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.PortalCursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "portal.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -223,12 +223,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
-        "WindowsVersionEnum": "licensing.models.WindowsVersion",
-        "LicenseStatusEnum": "licensing.models.LicenseStatus",
-        "TransferStatusEnum": "licensing.models.TransferStatus",
-        "ReissueStatusEnum": "licensing.models.ReissueStatus",
+        "WindowsVersionEnum": "licensing.choices.WindowsVersion",
+        "LicenseStatusEnum": "licensing.choices.LicenseStatus",
+        "TransferStatusEnum": "licensing.choices.TransferStatus",
+        "ReissueStatusEnum": "licensing.choices.ReissueStatus",
         "MachineStatusEnum": "inventory.models.MachineStatus",
-        "RemovalMethodEnum": "licensing.models.RemovalMethod",
+        "RemovalMethodEnum": "licensing.choices.RemovalMethod",
     },
 }
 
@@ -277,7 +277,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=20, hour=6),
     },
     "verify-audit-chain": {
-        "task": "licensing.tasks.verify_audit_chain",
+        "task": "core.tasks.verify_audit_chain",
         "schedule": crontab(minute=30, hour=2),
     },
     "sweep-background-jobs": {

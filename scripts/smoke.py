@@ -182,7 +182,8 @@ def main() -> None:
             time.sleep(0.5)
 
         step("a background export through the API, until done")
-        http.token = http.json("POST", "/api/v1/auth/token/", {"username": "smoke-admin", "password": password})["token"]
+        credentials = {"username": "smoke-admin", "password": password}
+        http.token = http.json("POST", "/api/v1/auth/token/", credentials)["token"]
         job = http.json("POST", "/api/v1/exports/", {"report": "licenses", "format": "csv"}, expect=202)
         while job["status"] not in ("done", "failed"):
             if time.monotonic() > deadline:

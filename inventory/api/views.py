@@ -1,17 +1,11 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view
 
+from core.api.base import DETAIL_ERRORS, LIST_ERRORS, WRITE_DETAIL_ERRORS, WRITE_ERRORS, ServiceCrudViewSet, conflict
+from core.errors import DomainCode
 from inventory import services
 from inventory.api.serializers import ClientMachineSerializer, ClientMachineUpdateSerializer
 from inventory.filtersets import ClientMachineFilterSet
 from inventory.models import ClientMachine
-from licensing.api.base import (
-    DETAIL_ERRORS,
-    LIST_ERRORS,
-    WRITE_DETAIL_ERRORS,
-    WRITE_ERRORS,
-    ServiceCrudViewSet,
-    conflict,
-)
 
 
 @extend_schema_view(
@@ -25,7 +19,7 @@ from licensing.api.base import (
         description="Edits a machine. `status: retired` retires it; a retired machine is not "
         "brought back (`invalid_state`).",
         request=ClientMachineUpdateSerializer,
-        responses={200: ClientMachineSerializer, 409: conflict("invalid_state"), **WRITE_DETAIL_ERRORS},
+        responses={200: ClientMachineSerializer, 409: conflict(DomainCode.INVALID_STATE), **WRITE_DETAIL_ERRORS},
     ),
 )
 class ClientMachineViewSet(ServiceCrudViewSet):

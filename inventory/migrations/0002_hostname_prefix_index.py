@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from portal.migrations_sql import postgresql_only
+from core.migrations_sql import postgresql_only
 
 # The unique constraint on lower(hostname) already gives an equality index; a prefix
 # search (LIKE 'abc%') needs the pattern operator class on PostgreSQL.

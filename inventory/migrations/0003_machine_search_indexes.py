@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from portal.migrations_sql import postgresql_only
+from core.migrations_sql import postgresql_only
 
 # The machine list's search box: asset tag and hardware ID exactly, owner by prefix,
 # all without regard to case (see ClientMachineFilterSet.filter_q).

@@ -15,21 +15,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import files
+from core import files, roles
 from core.jobs import JobStatus
-from licensing.exports import (
-    CONTENT_TYPES,
-    FORMATS,
-    audit_export,
-    csv_stream,
-    export_filename,
-    export_start,
-    write_xlsx,
-)
+from core.permissions import CanExport
 from licensing.models import ExportJob
 from licensing.reports import REPORTS, InvalidFilters, get_report
-from portal import roles
-from portal.permissions import CanExport
+from licensing.reports.writers import CONTENT_TYPES, FORMATS, csv_stream, export_filename, write_xlsx
+from licensing.services.exports import audit_export, export_start
 
 
 def _drf_validation_error(exc: DjangoValidationError) -> ValidationError:

@@ -12,50 +12,10 @@ from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.serializers import BIG_INTEGER_MAX, INTEGER_MAX, username_field
 from inventory.models import ClientMachine
 from licensing import models as m
-
-# PostgreSQL column ranges, so an out-of-range number is a 400 and never a database error.
-INTEGER_MAX = 2_147_483_647
-BIG_INTEGER_MAX = 9_223_372_036_854_775_807
-
-# Every refusal code of DOMAIN.md (and ``below_issued`` for key pack edits).
-CONFLICT_CODES = (
-    "no_licenses_available",
-    "per_user_key_pack",
-    "os_includes_cal",
-    "machine_already_licensed",
-    "temporary_already_used",
-    "machine_retired",
-    "already_transferred",
-    "not_transferable",
-    "transfer_pending",
-    "same_machine",
-    "four_eyes",
-    "invalid_state",
-    "below_issued",
-    "transfer_not_ready",
-    "product_mismatch",
-    "quantity_too_small",
-)
-
-
-class ConflictSerializer(serializers.Serializer):
-    """409: a domain rule refused the request; nothing changed."""
-
-    code = serializers.ChoiceField(choices=CONFLICT_CODES)
-    detail = serializers.CharField()
-
-
-class DetailSerializer(serializers.Serializer):
-    """401, 403, 404 and 405 bodies."""
-
-    detail = serializers.CharField()
-
-
-def username_field(**kwargs):
-    return serializers.SlugRelatedField(slug_field="username", read_only=True, **kwargs)
-
+from licensing import rules
 
 # --- License servers -------------------------------------------------------------------------
 
@@ -150,7 +110,7 @@ def license_list_row(row: dict) -> dict:
         "issued_at": _datetime(row["issued_at"]),
         "expires_at": _datetime(row["expires_at"]),
         "transferred_from": row["transferred_from_id"],
-        "transferable": m.transferability_reason(
+        "transferable": rules.transferability_reason(
             kind=row["kind"], status=row["status"], transferred_from_id=row["transferred_from_id"]
         ) is None,
     }
@@ -305,24 +265,6 @@ class ReissueInstallSerializer(serializers.Serializer):
 # --- Audit trail, compliance, tokens -----------------------------------------------------------
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
-    data = serializers.JSONField(read_only=True)
-
-    class Meta:
-        model = m.AuditEvent
-        fields = [
-            "id", "sequence", "occurred_at", "actor", "action", "object_type", "object_id",
-            "summary", "data", "prev_hash", "hash",
-        ]
-        read_only_fields = fields
-
-
-class AuditVerificationSerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
-    events = serializers.IntegerField()
-    first_bad_sequence = serializers.IntegerField(allow_null=True)
-
-
 class ComplianceRowSerializer(serializers.Serializer):
     license_server = serializers.IntegerField()
     product_version = serializers.ChoiceField(choices=m.WindowsVersion.choices)
@@ -342,12 +284,4 @@ class ComplianceFilterSerializer(serializers.Serializer):
     license_server = serializers.IntegerField(required=False, min_value=1, max_value=BIG_INTEGER_MAX)
     product_version = serializers.ChoiceField(choices=m.WindowsVersion.choices, required=False)
 
-
-class CredentialsSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-
-
-class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
 

@@ -1,20 +1,13 @@
 """The licensing API: thin views that translate input, call one service, and show the result."""
 
-from django.contrib.auth import authenticate
-from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from licensing import filtersets
-from licensing import models as m
-from licensing.api import serializers as s
-from licensing.api.base import (
+from core.api.base import (
     BAD_REQUEST,
     DETAIL_ERRORS,
     LIST_ERRORS,
@@ -25,20 +18,24 @@ from licensing.api.base import (
     ServiceCrudViewSet,
     conflict,
 )
+from core.errors import DomainCode
+from licensing import filtersets
+from licensing import models as m
+from licensing.api import serializers as s
 from licensing.selectors import compliance_rows
 from licensing.services import inventory as inventory_services
 from licensing.services import licenses as license_services
 from licensing.services import reissue as reissue_services
 from licensing.services import transfers as transfer_services
-from licensing.services.audit import audit_record, audit_verify_chain
 
 ISSUE_CODES = (
-    "no_licenses_available", "per_user_key_pack", "os_includes_cal", "machine_already_licensed",
-    "temporary_already_used", "machine_retired",
+    DomainCode.NO_LICENSES_AVAILABLE, DomainCode.PER_USER_KEY_PACK, DomainCode.OS_INCLUDES_CAL,
+    DomainCode.MACHINE_ALREADY_LICENSED, DomainCode.TEMPORARY_ALREADY_USED, DomainCode.MACHINE_RETIRED,
 )
 TRANSFER_RULE_CODES = (
-    "already_transferred", "not_transferable", "transfer_pending", "same_machine",
-    "os_includes_cal", "machine_already_licensed", "machine_retired",
+    DomainCode.ALREADY_TRANSFERRED, DomainCode.NOT_TRANSFERABLE, DomainCode.TRANSFER_PENDING,
+    DomainCode.SAME_MACHINE, DomainCode.OS_INCLUDES_CAL, DomainCode.MACHINE_ALREADY_LICENSED,
+    DomainCode.MACHINE_RETIRED,
 )
 
 
@@ -73,7 +70,7 @@ class LicenseServerViewSet(ServiceCrudViewSet):
     ),
     partial_update=extend_schema(
         request=s.KeyPackUpdateSerializer,
-        responses={200: s.KeyPackSerializer, 409: conflict("below_issued"), **WRITE_DETAIL_ERRORS},
+        responses={200: s.KeyPackSerializer, 409: conflict(DomainCode.BELOW_ISSUED), **WRITE_DETAIL_ERRORS},
     ),
 )
 class KeyPackViewSet(ServiceCrudViewSet):
@@ -201,7 +198,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
         return self.respond(transfer, status.HTTP_201_CREATED)
 
     @_transfer_action(
-        s.OptionalNoteSerializer, ("four_eyes", "invalid_state", *TRANSFER_RULE_CODES),
+        s.OptionalNoteSerializer, (DomainCode.FOUR_EYES, DomainCode.INVALID_STATE, *TRANSFER_RULE_CODES),
         "A second administrator approves; the transfer rules are checked again.",
     )
     @action(detail=True, methods=["post"])
@@ -214,7 +211,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
         return self.respond(transfer)
 
     @_transfer_action(
-        s.RequiredNoteSerializer, ("four_eyes", "invalid_state"),
+        s.RequiredNoteSerializer, (DomainCode.FOUR_EYES, DomainCode.INVALID_STATE),
         "A second administrator rejects a requested or approved transfer.",
     )
     @action(detail=True, methods=["post"])
@@ -227,7 +224,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
         return self.respond(transfer)
 
     @_transfer_action(
-        s.ConfirmRemovalSerializer, ("invalid_state", *TRANSFER_RULE_CODES),
+        s.ConfirmRemovalSerializer, (DomainCode.INVALID_STATE, *TRANSFER_RULE_CODES),
         "The CAL was removed from the source: its license registry key was deleted, or the "
         "machine was decommissioned.",
     )
@@ -241,7 +238,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
         return self.respond(transfer)
 
     @_transfer_action(
-        s.OptionalNoteSerializer, ("invalid_state",),
+        s.OptionalNoteSerializer, (DomainCode.INVALID_STATE,),
         "Withdraws a requested or approved transfer. A requester cancels only their own (403).",
     )
     @action(detail=True, methods=["post"])
@@ -274,7 +271,7 @@ def _reissue_action(request_serializer, codes, description):
         request=s.ReissueLogCallSerializer,
         responses={
             201: s.ReissueRequestSerializer,
-            409: conflict("transfer_not_ready", "product_mismatch"),
+            409: conflict(DomainCode.TRANSFER_NOT_READY, DomainCode.PRODUCT_MISMATCH),
             **WRITE_ERRORS,
         },
     ),
@@ -303,7 +300,8 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
 
     @_reissue_action(
         s.ReissueInstallSerializer,
-        ("invalid_state", "quantity_too_small", "no_licenses_available", *TRANSFER_RULE_CODES),
+        (DomainCode.INVALID_STATE, DomainCode.QUANTITY_TOO_SMALL, DomainCode.NO_LICENSES_AVAILABLE,
+         *TRANSFER_RULE_CODES),
         "Installs the reissued key pack (origin `reissue`) and completes every covered transfer "
         "in one transaction: sources become `transferred`, targets receive permanent CALs from "
         "the new pack, and their temporary CALs for the product end.",
@@ -316,7 +314,7 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
         return self.respond(call)
 
     @_reissue_action(
-        s.RequiredNoteSerializer, ("invalid_state",),
+        s.RequiredNoteSerializer, (DomainCode.INVALID_STATE,),
         "The CSC refused: the covered transfers go back to `removal_confirmed`.",
     )
     @action(detail=True, methods=["post"])
@@ -327,7 +325,7 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
         return self.respond(call)
 
     @_reissue_action(
-        s.OptionalNoteSerializer, ("invalid_state",),
+        s.OptionalNoteSerializer, (DomainCode.INVALID_STATE,),
         "The call is withdrawn: the covered transfers go back to `removal_confirmed`.",
     )
     @action(detail=True, methods=["post"])
@@ -339,30 +337,6 @@ class ReissueRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Po
 
 
 # --- Audit trail and compliance ---------------------------------------------------------------------
-
-
-@extend_schema_view(
-    list=extend_schema(responses={200: s.AuditEventSerializer(many=True), **LIST_ERRORS}),
-    retrieve=extend_schema(responses={200: s.AuditEventSerializer, **DETAIL_ERRORS}),
-)
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
-    queryset = m.AuditEvent.objects.all()
-    serializer_class = s.AuditEventSerializer
-    filterset_class = filtersets.AuditEventFilterSet
-    cursor_ordering = ("-sequence",)
-    http_method_names = ["get", "head", "options"]
-
-    @extend_schema(
-        description="Recomputes the hash chain from the first event and names the first event "
-        "that does not verify.",
-        responses={200: s.AuditVerificationSerializer, **READ_ERRORS},
-        filters=False,
-    )
-    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
-    def verify(self, request):
-        result = audit_verify_chain()
-        data = {"ok": result.ok, "events": result.events, "first_bad_sequence": result.first_bad_sequence}
-        return Response(s.AuditVerificationSerializer(data).data)
 
 
 class ComplianceView(APIView):
@@ -388,46 +362,3 @@ class ComplianceView(APIView):
 # --- Tokens ------------------------------------------------------------------------------------------
 
 
-class TokenView(APIView):
-    """Trade a username and password for an API token. Both outcomes are audited: the
-    failure by the ``user_login_failed`` signal, the issue here."""
-
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    serializer_class = s.CredentialsSerializer
-
-    @extend_schema(
-        request=s.CredentialsSerializer,
-        responses={200: s.TokenSerializer, 400: BAD_REQUEST},
-        auth=[],
-    )
-    def post(self, request):
-        serializer = s.CredentialsSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        username = serializer.validated_data["username"]
-        user = authenticate(
-            request._request, username=username, password=serializer.validated_data["password"]
-        )
-        if user is None:  # authenticate() has audited the failure (licensing.signals)
-            return Response(
-                {"non_field_errors": ["Unable to log in with the username and password given."]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        with transaction.atomic():
-            token, _ = Token.objects.get_or_create(user=user)
-            audit_record(
-                actor=user, action="auth.token_issued", obj=user,
-                summary=f"API token issued to {user.get_username()}.",
-            )
-        return Response({"token": token.key})
-
-
-VIEWSETS = (
-    ("license-servers", LicenseServerViewSet, "api-licenseserver"),
-    ("key-packs", KeyPackViewSet, "api-keypack"),
-    ("licenses", LicenseViewSet, "api-license"),
-    ("transfers", TransferViewSet, "api-transfer"),
-    ("reissue-requests", ReissueRequestViewSet, "api-reissuerequest"),
-    ("csc-contacts", CscContactViewSet, "api-csccontact"),
-    ("audit-events", AuditEventViewSet, "api-auditevent"),
-)

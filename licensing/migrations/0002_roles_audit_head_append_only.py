@@ -1,10 +1,10 @@
 from django.db import migrations
 
-from portal.migrations_sql import postgresql_only
+from core.migrations_sql import postgresql_only
 
 
 def create_roles(apps, schema_editor):
-    from portal.roles import sync_role_groups
+    from core.roles import sync_role_groups
 
     sync_role_groups(apps)
 

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from portal.migrations_sql import postgresql_only
+from core.migrations_sql import postgresql_only
 
 # Which events touched a machine or a key pack: data->'refs' @> '{"machine": [id]}'.
 CREATE_REFS_INDEX = (

@@ -27,6 +27,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core.audit import AuditBatch
 from inventory.models import (
     OS_EDITIONS_WITH_BUILTIN_CAL,
     ClientMachine,
@@ -56,7 +57,6 @@ from licensing.models import (
     LicenseStatus,
     WindowsVersion,
 )
-from licensing.services.audit import AuditBatch
 from licensing.services.licenses import TEMPORARY_CAL_DAYS, license_snapshot
 
 LOOKUP_CHUNK = 10000
@@ -217,11 +217,8 @@ class _Planner:
         }
         self.db_issued = Counter({
             row["key_pack_id"]: row["n"]
-            for row in License.objects.filter(
-                key_pack__license_server=self.server,
-                kind=LicenseKind.PERMANENT,
-                status__in=(LicenseStatus.ACTIVE, LicenseStatus.TRANSFERRED),
-            ).values("key_pack_id").annotate(n=Count("pk"))
+            for row in License.objects.filter(key_pack__license_server=self.server).issued()
+            .values("key_pack_id").annotate(n=Count("pk"))
         })
         seen: dict[int, tuple[str, int]] = {}
         for export in self.exports:

@@ -5,18 +5,17 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.locks import lock_one
+from core.services import create_validated, update_validated
+from licensing import rules
 from licensing.models import (
     CscContact,
     KeyPack,
     KeyPackOrigin,
-    License,
-    LicenseKind,
     LicenseServer,
-    LicenseStatus,
 )
-from licensing.services.common import create_validated, update_validated
-from licensing.services.locks import lock_one
-from portal.errors import DomainError
+from licensing.rules import refuse_if
+from licensing.services.licenses import issued_count
 
 LICENSE_SERVER_FIELDS = (
     "name", "windows_version", "server_id", "activation_status",
@@ -51,14 +50,6 @@ def license_server_update(*, license_server: LicenseServer, actor, data: dict) -
             action="license_server.updated", summary=f"License server {server.name} edited.",
         )
     return server
-
-
-def issued_count(key_pack: KeyPack) -> int:
-    return License.objects.filter(
-        key_pack=key_pack,
-        kind=LicenseKind.PERMANENT,
-        status__in=(LicenseStatus.ACTIVE, LicenseStatus.TRANSFERRED),
-    ).count()
 
 
 def key_pack_install(
@@ -97,12 +88,10 @@ def key_pack_update(*, key_pack: KeyPack, actor, data: dict) -> KeyPack:
         pack = lock_one(KeyPack.objects.select_related("license_server"), key_pack.pk)
         issued = issued_count(pack)
         total = data.get("total_licenses", pack.total_licenses)
-        if total is not None and total < issued:
-            raise DomainError(
-                "below_issued",
-                f"Key pack {pack.key_pack_id} on {pack.license_server.name} has issued "
-                f"{issued} licenses; its total cannot go down to {total}.",
-            )
+        if total is not None:
+            refuse_if(rules.below_issued_refusal(
+                key_pack_id=pack.key_pack_id, server_name=pack.license_server.name, issued=issued, total=total,
+            ))
         if issued:
             fixed = {
                 f: f"It cannot change once the pack has issued licenses ({issued} issued)."

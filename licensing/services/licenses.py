@@ -5,26 +5,21 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.locks import lock_one
 from inventory.models import ClientMachine, MachineStatus
+from licensing import rules
 from licensing.models import (
-    CalType,
     KeyPack,
     License,
     LicenseEndReason,
     LicenseKind,
     LicenseServer,
     LicenseStatus,
-    WindowsVersion,
 )
-from licensing.services.audit import audit_record
-from licensing.services.locks import lock_one
-from portal.errors import DomainError
+from licensing.rules import refuse_if
 
 TEMPORARY_CAL_DAYS = 90
-
-
-def _product_label(product_version: str) -> str:
-    return WindowsVersion(product_version).label
 
 
 def check_machine_can_receive(
@@ -34,50 +29,32 @@ def check_machine_can_receive(
 
     ``machine`` must be a row locked by the caller.
     """
-    if machine.status == MachineStatus.RETIRED:
-        raise DomainError(
-            "machine_retired",
-            f"Machine {machine.hostname} is retired; nothing is issued or transferred to it.",
-        )
-    if machine.os_includes_cal and license_server.builtin_cal_for_pro_clients:
-        raise DomainError(
-            "os_includes_cal",
-            f"Machine {machine.hostname} runs {machine.get_os_edition_display()}, which "
-            f"includes its TS CAL on license server {license_server.name}; it receives no CAL.",
-        )
     held = (
         License.objects.active()
         .permanent()
         .filter(machine=machine, product_version=product_version)
+        .values_list("pk", flat=True)
         .first()
     )
-    if held is not None:
-        raise DomainError(
-            "machine_already_licensed",
-            f"Machine {machine.hostname} already holds active permanent CAL #{held.pk} for "
-            f"{_product_label(product_version)}.",
-        )
+    refuse_if(rules.machine_receive_refusal(
+        hostname=machine.hostname, retired=machine.status == MachineStatus.RETIRED,
+        os_edition=machine.os_edition, server_name=license_server.name,
+        builtin_cal=license_server.builtin_cal_for_pro_clients, product_version=product_version,
+        held=f"active permanent CAL #{held}" if held is not None else None,
+    ))
 
 
 def check_key_pack_can_issue(*, key_pack: KeyPack) -> None:
     """Rules 1 and 2. ``key_pack`` must be a row locked by the caller."""
-    if key_pack.cal_type == CalType.PER_USER:
-        raise DomainError(
-            "per_user_key_pack",
-            f"Key pack {key_pack.key_pack_id} on {key_pack.license_server.name} is per user; "
-            "per-user packs are inventory only and never issue to a machine.",
-        )
-    issued = (
-        License.objects.permanent()
-        .filter(key_pack=key_pack, status__in=(LicenseStatus.ACTIVE, LicenseStatus.TRANSFERRED))
-        .count()
-    )
-    if issued >= key_pack.total_licenses:
-        raise DomainError(
-            "no_licenses_available",
-            f"Key pack {key_pack.key_pack_id} on {key_pack.license_server.name} has no "
-            f"licenses available ({issued} of {key_pack.total_licenses} issued).",
-        )
+    refuse_if(rules.key_pack_issue_refusal(
+        key_pack_id=key_pack.key_pack_id, server_name=key_pack.license_server.name,
+        cal_type=key_pack.cal_type, issued=issued_count(key_pack), total=key_pack.total_licenses,
+    ))
+
+
+def issued_count(key_pack: KeyPack) -> int:
+    """Issued = the pack's permanent CALs that are active or transferred (DOMAIN.md)."""
+    return License.objects.filter(key_pack=key_pack).issued().count()
 
 
 def end_temporary_for_product(
@@ -93,10 +70,7 @@ def end_temporary_for_product(
     )
     if temporary is None:
         return None
-    temporary.status = LicenseStatus.EXPIRED
-    temporary.ended_at = now
-    temporary.end_reason = LicenseEndReason.REPLACED_BY_PERMANENT
-    temporary.save(update_fields=["status", "ended_at", "end_reason"])
+    temporary.end(status=LicenseStatus.EXPIRED, reason=LicenseEndReason.REPLACED_BY_PERMANENT, at=now)
     return temporary
 
 
@@ -134,11 +108,9 @@ def create_permanent_locked(
                 transferred_from=transferred_from,
             )
     except IntegrityError as exc:  # the partial unique index is the last line of defence
-        raise DomainError(
-            "machine_already_licensed",
-            f"Machine {machine.hostname} already holds an active permanent CAL for "
-            f"{_product_label(key_pack.product_version)}.",
-        ) from exc
+        raise rules.already_licensed_refusal(
+            hostname=machine.hostname, product_version=key_pack.product_version, held="an active permanent CAL",
+        ).error() from exc
     return license, ended
 
 
@@ -182,14 +154,13 @@ def license_issue_temporary(
         used = (
             License.objects.temporary()
             .filter(machine=machine, product_version=product_version)
+            .values_list("pk", flat=True)
             .first()
         )
-        if used is not None:
-            raise DomainError(
-                "temporary_already_used",
-                f"Machine {machine.hostname} already had temporary CAL #{used.pk} for "
-                f"{_product_label(product_version)}; a machine gets one only once.",
-            )
+        refuse_if(rules.temporary_refusal(
+            hostname=machine.hostname, product_version=product_version,
+            used=f"temporary CAL #{used}" if used is not None else None,
+        ))
         now = timezone.now()
         try:
             with transaction.atomic():
@@ -203,11 +174,9 @@ def license_issue_temporary(
                     expires_at=now + timedelta(days=TEMPORARY_CAL_DAYS),
                 )
         except IntegrityError as exc:
-            raise DomainError(
-                "temporary_already_used",
-                f"Machine {machine.hostname} already had a temporary CAL for "
-                f"{_product_label(product_version)}.",
-            ) from exc
+            raise rules.temporary_refusal(
+                hostname=machine.hostname, product_version=product_version, used="a temporary CAL",
+            ).error() from exc
         audit_record(
             actor=actor,
             action="license.temporary_issued",
@@ -245,10 +214,7 @@ def license_expire_temporary(*, license: License, now: datetime | None = None) -
         )
         if locked is None:
             return False
-        locked.status = LicenseStatus.EXPIRED
-        locked.ended_at = now
-        locked.end_reason = LicenseEndReason.EXPIRED_90_DAYS
-        locked.save(update_fields=["status", "ended_at", "end_reason"])
+        locked.end(status=LicenseStatus.EXPIRED, reason=LicenseEndReason.EXPIRED_90_DAYS, at=now)
         audit_record(
             actor=None,
             action="license.expired",
@@ -275,3 +241,20 @@ def license_snapshot(license: License) -> dict:
         "expires_at": license.expires_at,
         "transferred_from": license.transferred_from_id,
     }
+
+
+def expire_due_temporary_licenses(*, now=None) -> int:
+    """Mark every temporary CAL past its 90 days expired, each with its audit event."""
+    now = now or timezone.now()
+    due = (
+        License.objects.filter(
+            kind=LicenseKind.TEMPORARY, status=LicenseStatus.ACTIVE, expires_at__lte=now
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    expired = 0
+    for pk in due.iterator(chunk_size=1000):
+        if license_expire_temporary(license=License(pk=pk), now=now):
+            expired += 1
+    return expired

@@ -11,6 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.errors import DomainCode, DomainError
+from core.locks import lock_one
+from licensing import rules
 from licensing.models import (
     CalType,
     CscContact,
@@ -22,18 +26,20 @@ from licensing.models import (
     TransferRequest,
     TransferStatus,
 )
-from licensing.services.audit import audit_record
-from licensing.services.locks import lock_one
-from licensing.services.transfers import lock_transfers, transfer_complete_locked
-from portal.errors import DomainError
+from licensing.rules import refuse_if
+from licensing.services.transfers import (
+    lock_transfers,
+    transfer_complete_locked,
+    transfers_await_reissue,
+    transfers_back_to_removal_confirmed,
+)
 
 
 def _check_open(call: ReissueRequest, verb: str) -> None:
-    if call.status != ReissueStatus.OPEN:
-        raise DomainError(
-            "invalid_state",
-            f"CSC call #{call.pk} is {call.get_status_display().lower()}; it cannot be {verb}.",
-        )
+    refuse_if(rules.arrow_refusal(
+        what=f"CSC call #{call.pk}", state_label=call.get_status_display(),
+        allowed=call.status == ReissueStatus.OPEN, verb=f"be {verb}",
+    ))
 
 
 def reissue_log_call(
@@ -71,7 +77,7 @@ def reissue_log_call(
         for transfer in locked:
             if transfer.status != TransferStatus.REMOVAL_CONFIRMED:
                 raise DomainError(
-                    "transfer_not_ready",
+                    DomainCode.TRANSFER_NOT_READY,
                     f"Transfer #{transfer.pk} is {transfer.get_status_display().lower()}; "
                     "only transfers whose removal is confirmed can go on a CSC call.",
                 )
@@ -81,7 +87,7 @@ def reissue_log_call(
                 or license.product_version != product_version
             ):
                 raise DomainError(
-                    "product_mismatch",
+                    DomainCode.PRODUCT_MISMATCH,
                     f"Transfer #{transfer.pk} moves a {license.get_product_version_display()} "
                     f"CAL of {license.license_server.name}; this call is for "
                     f"{ReissueRequest(product_version=product_version).get_product_version_display()}"
@@ -105,9 +111,7 @@ def reissue_log_call(
         call.full_clean(exclude=["logged_by"])
         call.save()
         call.transfers.set(locked)
-        TransferRequest.objects.filter(pk__in=transfer_pks).update(
-            status=TransferStatus.AWAITING_REISSUE, reissue_request=call
-        )
+        transfers_await_reissue(transfers=locked, call=call)
         audit_record(
             actor=actor, action="reissue_request.logged", obj=call,
             summary=f"CSC call #{call.pk} logged: {quantity_requested} "
@@ -140,7 +144,7 @@ def reissue_install(
         transfers = lock_transfers(transfer_pks)
         if total_licenses < len(transfers):
             raise DomainError(
-                "quantity_too_small",
+                DomainCode.QUANTITY_TOO_SMALL,
                 f"CSC call #{call.pk} covers {len(transfers)} transfers; a reissued pack of "
                 f"{total_licenses} cannot complete them all.",
             )
@@ -205,10 +209,7 @@ def _close(*, reissue_request: ReissueRequest, actor, note: str, status: str, ve
         call = lock_one(ReissueRequest.objects.select_related("license_server"), reissue_request.pk)
         _check_open(call, verb)
         transfer_pks = list(call.current_transfers.values_list("pk", flat=True))
-        lock_transfers(transfer_pks)
-        TransferRequest.objects.filter(pk__in=transfer_pks).update(
-            status=TransferStatus.REMOVAL_CONFIRMED, reissue_request=None
-        )
+        transfers_back_to_removal_confirmed(transfers=lock_transfers(transfer_pks))
         call.status = status
         call.decision_note = note
         call.closed_by = actor

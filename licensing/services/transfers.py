@@ -9,23 +9,23 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import roles
+from core.audit import audit_record
+from core.locks import lock_one
 from inventory.models import ClientMachine
+from licensing import rules
 from licensing.models import (
     OPEN_TRANSFER_STATUSES,
     KeyPack,
     License,
     LicenseEndReason,
-    LicenseKind,
     LicenseStatus,
     RemovalMethod,
     TransferRequest,
     TransferStatus,
 )
-from licensing.services.audit import audit_record
+from licensing.rules import refuse_if
 from licensing.services.licenses import check_machine_can_receive, create_permanent_locked
-from licensing.services.locks import lock_one
-from portal import roles
-from portal.errors import DomainError
 
 # The arrows of the state machine that a person takes; completion is the reissue install's.
 ALLOWED_FROM = {
@@ -41,36 +41,16 @@ ALLOWED_FROM = {
 
 def check_license_transferable(*, license: License, exclude_transfer_id: int | None = None) -> None:
     """Rule 7 on the source license: one time only, permanent and active, one open request."""
-    if license.transferred_from_id is not None:
-        raise DomainError(
-            "already_transferred",
-            f"CAL #{license.pk} on {license.machine.hostname} is itself the product of a "
-            f"transfer (from CAL #{license.transferred_from_id}); its one-time transfer is used.",
-        )
-    if license.status == LicenseStatus.TRANSFERRED:
-        raise DomainError(
-            "already_transferred",
-            f"CAL #{license.pk} on {license.machine.hostname} has already been transferred "
-            "away; its one-time transfer is used.",
-        )
-    if license.kind != LicenseKind.PERMANENT or license.status != LicenseStatus.ACTIVE:
-        raise DomainError(
-            "not_transferable",
-            f"CAL #{license.pk} on {license.machine.hostname} is "
-            f"{license.get_status_display().lower()} and {license.get_kind_display().lower()}; "
-            "only an active permanent CAL can be transferred.",
-        )
     pending = (
         TransferRequest.objects.filter(license=license, status__in=OPEN_TRANSFER_STATUSES)
         .exclude(pk=exclude_transfer_id)
         .first()
     )
-    if pending is not None:
-        raise DomainError(
-            "transfer_pending",
-            f"CAL #{license.pk} on {license.machine.hostname} already has open transfer "
-            f"request #{pending.pk} ({pending.get_status_display().lower()}).",
-        )
+    refuse_if(rules.transfer_source_refusal(
+        license_pk=license.pk, hostname=license.machine.hostname, kind=license.kind, status=license.status,
+        transferred_from_id=license.transferred_from_id,
+        pending=f"#{pending.pk} ({pending.get_status_display().lower()})" if pending else None,
+    ))
 
 
 def check_transfer_rules(
@@ -78,12 +58,10 @@ def check_transfer_rules(
 ) -> None:
     """Rules 3, 4, 6 and 7 for moving ``license`` to ``target``."""
     check_license_transferable(license=license, exclude_transfer_id=exclude_transfer_id)
-    if target.pk == license.machine_id:
-        raise DomainError(
-            "same_machine",
-            f"CAL #{license.pk} is already on {target.hostname}; the target must be "
-            "another machine.",
-        )
+    refuse_if(rules.same_machine_refusal(
+        license_pk=license.pk, source_machine_pk=license.machine_id, target_pk=target.pk,
+        target_hostname=target.hostname,
+    ))
     check_machine_can_receive(
         machine=target,
         license_server=license.license_server,
@@ -92,21 +70,17 @@ def check_transfer_rules(
 
 
 def _check_arrow(transfer: TransferRequest, arrow: str) -> None:
-    if transfer.status not in ALLOWED_FROM[arrow]:
-        raise DomainError(
-            "invalid_state",
-            f"Transfer #{transfer.pk} is {transfer.get_status_display().lower()}; it cannot "
-            f"{arrow.replace('_', ' ')} from there.",
-        )
+    refuse_if(rules.arrow_refusal(
+        what=f"Transfer #{transfer.pk}", state_label=transfer.get_status_display(),
+        allowed=transfer.status in ALLOWED_FROM[arrow], verb=f"{arrow.replace('_', ' ')} from there",
+    ))
 
 
 def _check_four_eyes(transfer: TransferRequest, actor, verb: str) -> None:
-    if transfer.requested_by_id == actor.pk:
-        raise DomainError(
-            "four_eyes",
-            f"Transfer #{transfer.pk} was requested by {actor.get_username()}; another "
-            f"administrator must {verb} it.",
-        )
+    refuse_if(rules.four_eyes_refusal(
+        transfer_pk=transfer.pk, requested_by_pk=transfer.requested_by_id, actor_pk=actor.pk,
+        actor_name=actor.get_username(), verb=verb,
+    ))
 
 
 def lock_transfers(pks) -> list[TransferRequest]:
@@ -185,11 +159,10 @@ def transfer_file(
                     requested_by=actor,
                 )
         except IntegrityError as exc:  # the partial unique index: one open request per license
-            raise DomainError(
-                "transfer_pending",
-                f"CAL #{license.pk} on {license.machine.hostname} already has an open "
-                "transfer request.",
-            ) from exc
+            raise rules.transfer_source_refusal(
+                license_pk=license.pk, hostname=license.machine.hostname, kind=license.kind,
+                status=license.status, transferred_from_id=None, pending="(filed at the same moment)",
+            ).error() from exc
         audit_record(
             actor=actor,
             action="transfer.requested",
@@ -319,10 +292,7 @@ def transfer_complete_locked(
     check_transfer_rules(
         license=source, target=transfer.target_machine, exclude_transfer_id=transfer.pk
     )
-    source.status = LicenseStatus.TRANSFERRED
-    source.ended_at = now
-    source.end_reason = LicenseEndReason.TRANSFERRED
-    source.save(update_fields=["status", "ended_at", "end_reason"])
+    source.end(status=LicenseStatus.TRANSFERRED, reason=LicenseEndReason.TRANSFERRED, at=now)
     new_license, _ = create_permanent_locked(
         machine=transfer.target_machine, key_pack=key_pack, issued_at=now, transferred_from=source
     )
@@ -331,3 +301,21 @@ def transfer_complete_locked(
     transfer.completed_at = now
     transfer.save(update_fields=["status", "resulting_license", "completed_at"])
     return new_license
+
+
+def transfers_await_reissue(*, transfers: list[TransferRequest], call) -> None:
+    """A CSC call was logged for these transfers (locked, ``removal_confirmed``)."""
+    for transfer in transfers:
+        _check_arrow(transfer, "await_reissue")
+    TransferRequest.objects.filter(pk__in=[t.pk for t in transfers]).update(
+        status=TransferStatus.AWAITING_REISSUE, reissue_request=call
+    )
+
+
+def transfers_back_to_removal_confirmed(*, transfers: list[TransferRequest]) -> None:
+    """Their CSC call was denied or cancelled: they wait for another call."""
+    for transfer in transfers:
+        _check_arrow(transfer, "return_to_removal_confirmed")
+    TransferRequest.objects.filter(pk__in=[t.pk for t in transfers]).update(
+        status=TransferStatus.REMOVAL_CONFIRMED, reissue_request=None
+    )

@@ -4,8 +4,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from licensing.models import AuditEvent, KeyPack, License, ReissueRequest, TransferRequest
-from portal.errors import DomainError
+from core.errors import DomainError
+from core.models import AuditEvent
+from licensing.models import KeyPack, License, ReissueRequest, TransferRequest
 
 
 def table_state():

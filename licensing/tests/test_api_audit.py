@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from licensing.models import AuditEvent
+from core.models import AuditEvent
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
 from licensing.tests.factories import KeyPackFactory, LicenseServerFactory, MachineFactory
 from portal.tests.api_mixins import APIReadTests, NoUpdateMixin, api_client

@@ -4,6 +4,7 @@ sentence naming the objects, and nothing changed."""
 import pytest
 from django.utils import timezone
 
+from core.models import AuditEvent
 from inventory.models import ClientMachine
 from licensing import models as m
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
@@ -16,7 +17,7 @@ from portal.tests.api_mixins import api_client
 def database_state():
     """Everything a refused request must leave as it was."""
     return {
-        "audit": list(m.AuditEvent.objects.values_list("sequence", "hash")),
+        "audit": list(AuditEvent.objects.values_list("sequence", "hash")),
         "licenses": list(m.License.objects.order_by("pk").values_list("pk", "status", "machine_id")),
         "transfers": list(m.TransferRequest.objects.order_by("pk").values_list("pk", "status", "approved_by")),
         "packs": list(m.KeyPack.objects.order_by("pk").values_list("pk", "total_licenses")),
@@ -179,9 +180,9 @@ def test_refusal_is_409_with_its_code_and_changes_nothing(scenario, admin_user, 
 
 @pytest.mark.django_db
 def test_refusal_codes_are_all_covered():
-    from licensing.api.serializers import CONFLICT_CODES
+    from core.errors import DomainCode
 
-    assert {f.__name__ for f in SCENARIOS} == set(CONFLICT_CODES)
+    assert {f.__name__ for f in SCENARIOS} == {code.value for code in DomainCode}
 
 
 @pytest.mark.django_db

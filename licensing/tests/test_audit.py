@@ -11,6 +11,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from core.audit import audit_verify_chain
+from core.errors import DomainError
+from core.models import AuditEvent
+from core.roles import REQUESTER
 from inventory.models import ClientMachine, OsEdition
 from inventory.services import machine_create, machine_retire, machine_update
 from licensing import models as m
@@ -18,10 +22,7 @@ from licensing.services import inventory as inv
 from licensing.services import licenses as lic
 from licensing.services import reissue as rei
 from licensing.services import transfers as tr
-from licensing.services.audit import audit_verify_chain
 from licensing.tests.factories import CscContactFactory, KeyPackFactory, MachineFactory, UserFactory
-from portal.errors import DomainError
-from portal.roles import REQUESTER
 
 W2003 = m.WindowsVersion.WINDOWS_SERVER_2003
 
@@ -182,7 +183,7 @@ def _state():
     """Row counts of everything a service writes, to show that a refusal saved nothing."""
     return tuple(
         model.objects.count()
-        for model in (m.AuditEvent, m.License, m.KeyPack, m.LicenseServer, m.TransferRequest,
+        for model in (AuditEvent, m.License, m.KeyPack, m.LicenseServer, m.TransferRequest,
                       m.ReissueRequest, m.CscContact, ClientMachine)
     )
 
@@ -190,9 +191,9 @@ def _state():
 @pytest.mark.parametrize("scenario", SERVICE_CALLS, ids=lambda f: f.__name__.strip("_"))
 def test_each_service_call_writes_exactly_one_event(world, scenario):
     act, action, actor = scenario(world)
-    last = m.AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    last = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
     act()
-    events = list(m.AuditEvent.objects.filter(sequence__gt=last))
+    events = list(AuditEvent.objects.filter(sequence__gt=last))
     assert [(e.action, e.actor) for e in events] == [(action, actor)]
     assert audit_verify_chain().ok
 
@@ -342,7 +343,7 @@ def test_expiring_a_live_temporary_cal_writes_nothing(world):
 def test_login_and_logout_are_audited(client, admin_user):
     assert client.login(username="alice", password="pw-for-tests-1")
     client.logout()
-    events = list(m.AuditEvent.objects.values_list("action", "actor", "object_type", "object_id"))
+    events = list(AuditEvent.objects.values_list("action", "actor", "object_type", "object_id"))
     assert events == [("auth.login", "alice", "user", str(admin_user.pk)),
                       ("auth.logout", "alice", "user", str(admin_user.pk))]
 
@@ -351,7 +352,7 @@ def test_failed_login_names_the_attempted_user_never_the_password(client, admin_
     response = client.post("/accounts/login/", {"username": "alice", "password": "Tr0ub4dor&3"},
                            REMOTE_ADDR="192.0.2.7")
     assert response.status_code == 200
-    event = m.AuditEvent.objects.get()
+    event = AuditEvent.objects.get()
     assert (event.action, event.actor) == ("auth.login_failed", "alice")
     assert event.data == {"ip": "192.0.2.7"}
     assert "Tr0ub4dor" not in event.summary + str(event.data)
@@ -359,7 +360,7 @@ def test_failed_login_names_the_attempted_user_never_the_password(client, admin_
 
 def test_failed_login_username_is_cut_to_150_characters(db):
     assert authenticate(username="x" * 400, password="secret") is None
-    event = m.AuditEvent.objects.get()
+    event = AuditEvent.objects.get()
     assert event.actor == "x" * 150
     assert "secret" not in event.summary + str(event.data)
 
@@ -377,5 +378,5 @@ def test_database_refuses_update_delete_and_truncate_of_audit_events(world):
     for sql in statements:
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
             cur.execute(sql)
-    assert m.AuditEvent.objects.filter(summary="rewritten").count() == 0
-    assert m.AuditEvent.objects.count() == 1
+    assert AuditEvent.objects.filter(summary="rewritten").count() == 0
+    assert AuditEvent.objects.count() == 1

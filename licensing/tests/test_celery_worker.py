@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from licensing.models import AuditEvent, LicenseStatus
+from core.models import AuditEvent
+from licensing.models import LicenseStatus
 from licensing.tasks import expire_temporary_licenses
 from licensing.tests.factories import LicenseFactory, LicenseServerFactory
 from portal.celery import app

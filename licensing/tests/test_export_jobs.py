@@ -14,8 +14,9 @@ from rest_framework.test import APIClient
 from core import jobs
 from core.errors import ServiceUnavailable
 from core.jobs import JobStatus
-from licensing.exports import export_start
-from licensing.models import AuditEvent, ExportJob
+from core.models import AuditEvent
+from licensing.models import ExportJob
+from licensing.services.exports import export_start
 from licensing.tasks import run_export
 
 

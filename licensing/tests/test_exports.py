@@ -12,10 +12,11 @@ from rest_framework.test import APIClient
 
 from core.files import PARTIAL_DIR
 from core.jobs import JobStatus as ExportStatus
-from licensing import exports
-from licensing.exports import export_start, neutralise, purge_expired_exports
-from licensing.models import AuditEvent, ExportJob
-from licensing.reports import AUDIT_TRAIL, REPORTS
+from core.models import AuditEvent
+from licensing.models import ExportJob
+from licensing.reports import AUDIT_TRAIL, REPORTS, neutralise, writers
+from licensing.services import exports
+from licensing.services.exports import export_start, purge_expired_exports
 from licensing.services.inventory import csc_contact_create
 from licensing.tasks import run_export
 
@@ -180,8 +181,8 @@ def test_purge_removes_stale_half_written_files(db, export_root, settings):
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_progress_moves_from_0_to_100(trail, admin_user, monkeypatch, fmt):
-    monkeypatch.setattr(exports, "PROGRESS_EVERY_ROWS", 1)
-    monkeypatch.setattr(exports, "COPY_CHUNK_ROWS", 2)
+    monkeypatch.setattr(writers, "PROGRESS_EVERY_ROWS", 1)
+    monkeypatch.setattr(writers, "COPY_CHUNK_ROWS", 2)
     seen = []
     write = exports.write_report
 
@@ -231,9 +232,9 @@ def test_purge_deletes_expired_files_and_keeps_the_rows(trail, admin_user, expor
 
 
 def test_long_reports_continue_on_another_sheet(trail, tmp_path, monkeypatch):
-    monkeypatch.setattr(exports, "XLSX_MAX_DATA_ROWS", 2)
+    monkeypatch.setattr(writers, "XLSX_MAX_DATA_ROWS", 2)
     path = tmp_path / "trail.xlsx"
-    assert exports.write_xlsx(AUDIT_TRAIL, {}, path) == 5
+    assert writers.write_xlsx(AUDIT_TRAIL, {}, path) == 5
     workbook = openpyxl.load_workbook(path, read_only=True)
     assert [ws.max_row for ws in workbook.worksheets] == [3, 3, 2]
     assert workbook.worksheets[1].title == "Audit trail (2)"
@@ -241,7 +242,7 @@ def test_long_reports_continue_on_another_sheet(trail, tmp_path, monkeypatch):
 
 def test_empty_report_still_has_its_header_row(db, tmp_path):
     path = tmp_path / "empty.xlsx"
-    assert exports.write_xlsx(REPORTS["transfers"], {}, path) == 0
+    assert writers.write_xlsx(REPORTS["transfers"], {}, path) == 0
     sheet = openpyxl.load_workbook(path, read_only=True).worksheets[0]
     assert [list(r) for r in sheet.iter_rows(values_only=True)] == [REPORTS["transfers"].headers]
 

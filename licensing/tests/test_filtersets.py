@@ -2,6 +2,7 @@
 
 import pytest
 
+from core import filtersets as core_filtersets
 from inventory.filtersets import ClientMachineFilterSet
 from inventory.models import ClientMachine
 from licensing import filtersets
@@ -30,7 +31,7 @@ def test_machine_search():
 
 @pytest.mark.parametrize("limit", [1000, 0])  # few matches as an id list, many as a subquery
 def test_license_search(limit, monkeypatch):
-    monkeypatch.setattr(filtersets, "SEARCH_ID_LIST_LIMIT", limit)
+    monkeypatch.setattr(core_filtersets, "SEARCH_ID_LIST_LIMIT", limit)
     pack = KeyPackFactory(key_pack_id=4242, agreement_number="EA-991")
     on_pack = LicenseFactory(key_pack=pack, machine=MachineFactory(hostname="zz-top"))
     by_host = LicenseFactory(machine=MachineFactory(hostname="LON-WS-0009"))

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from licensing.models import AuditEvent, KeyPack, License
+from core.models import AuditEvent
+from licensing.models import KeyPack, License
 
 FILES = Path(__file__).parent / "import_files"
 

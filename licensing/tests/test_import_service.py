@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
+from core.audit import audit_verify_chain
+from core.models import AuditEvent
 from inventory.models import ClientMachine, OsEdition
 from licensing.models import (
-    AuditEvent,
     KeyPack,
     License,
     LicenseEndReason,
@@ -18,7 +19,6 @@ from licensing.models import (
     LicenseStatus,
     WindowsVersion,
 )
-from licensing.services.audit import audit_verify_chain
 from licensing.services.imports import license_server_import
 from licensing.services.licenses import license_issue_temporary
 from licensing.tests.factories import LicenseServerFactory, MachineFactory
@@ -311,7 +311,7 @@ def test_audit_data_is_what_json_would_store():
 
     from django.core.serializers.json import DjangoJSONEncoder
 
-    from licensing.services.audit import json_safe
+    from core.audit import json_safe
 
     data = {"after": {"issued_at": datetime(2024, 1, 15, 9, 30, 12, 123456, tzinfo=UTC),
                       "installed_on": date(2024, 1, 2), "kind": LicenseKind.PERMANENT, "id": 3,

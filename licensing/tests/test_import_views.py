@@ -7,7 +7,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from core.files import import_storage
-from licensing.models import AuditEvent, KeyPack, License
+from core.models import AuditEvent
+from licensing.models import KeyPack, License
 
 FILES = Path(__file__).parent / "import_files"
 

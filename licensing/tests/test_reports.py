@@ -9,10 +9,10 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from licensing import exports
-from licensing.exports import write_csv
-from licensing.models import AuditEvent, RemovalMethod, WindowsVersion
-from licensing.reports import REPORTS
+from core.models import AuditEvent
+from licensing.models import RemovalMethod, WindowsVersion
+from licensing.reports import REPORTS, writers
+from licensing.reports.writers import write_csv
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
 from licensing.services.reissue import reissue_log_call
 from licensing.services.transfers import (
@@ -242,8 +242,8 @@ def test_csv_export_runs_a_fixed_number_of_queries(portfolio, admin_user, django
 def test_copy_writes_the_same_cells_as_the_python_writer(portfolio, tmp_path, name, chunk_rows, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
-    monkeypatch.setattr(exports, "COPY_CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(exports, "STREAM_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(writers, "COPY_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(writers, "STREAM_CHUNK_ROWS", chunk_rows)
     report = REPORTS[name]
     assert report.can_copy(connection)
     for attempted in ("-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0", "\tx"):
@@ -252,7 +252,7 @@ def test_copy_writes_the_same_cells_as_the_python_writer(portfolio, tmp_path, na
     assert write_csv(report, {}, by_copy, use_copy=True) == write_csv(report, {}, by_python, use_copy=False)
     copied = read_table(by_copy.read_bytes(), "csv")
     assert copied == read_table(by_python.read_bytes(), "csv")
-    assert read_table(b"".join(exports.csv_stream(report, {})), "csv") == copied
+    assert read_table(b"".join(writers.csv_stream(report, {})), "csv") == copied
     assert len(copied) > 2
     if name == "transfers":
         assert "'" + INJECTION in copied[1]

@@ -3,9 +3,10 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.db.models import Count
 
+from core.audit import audit_verify_chain
+from core.models import AuditEvent
 from inventory.models import ClientMachine
-from licensing.models import AuditEvent, KeyPack, License, TransferRequest
-from licensing.services.audit import audit_verify_chain
+from licensing.models import KeyPack, License, TransferRequest
 
 pytestmark = pytest.mark.django_db
 

@@ -6,18 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from core.models import AuditEvent
 from inventory.models import MachineStatus, OsEdition
 from inventory.services import machine_create, machine_retire, machine_update
-from licensing.models import (
-    AuditEvent,
-    CalType,
-    KeyPack,
-    License,
-    LicenseEndReason,
-    LicenseKind,
-    LicenseStatus,
-    WindowsVersion,
-)
+from licensing.models import CalType, KeyPack, License, LicenseEndReason, LicenseKind, LicenseStatus, WindowsVersion
 from licensing.services.inventory import key_pack_install, key_pack_update, license_server_create
 from licensing.services.licenses import (
     license_expire_temporary,

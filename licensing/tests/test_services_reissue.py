@@ -4,7 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from licensing.models import AuditEvent, KeyPack, LicenseStatus, ReissueRequest, TransferStatus
+from core.models import AuditEvent
+from licensing.models import KeyPack, LicenseStatus, ReissueRequest, TransferStatus
 from licensing.services import transfers as tsvc
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
 from licensing.services.reissue import reissue_cancel, reissue_deny, reissue_install, reissue_log_call

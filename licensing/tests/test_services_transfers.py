@@ -4,9 +4,10 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from core.models import AuditEvent
 from inventory.models import OsEdition
 from inventory.services import machine_retire
-from licensing.models import AuditEvent, LicenseStatus, TransferStatus
+from licensing.models import LicenseStatus, TransferStatus
 from licensing.services import transfers as svc
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
 from licensing.services.reissue import reissue_install, reissue_log_call

@@ -7,8 +7,9 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from core.models import AlertRecord, AuditEvent
 from licensing import alerts
-from licensing.models import AlertRecord, AuditEvent, License, LicenseStatus
+from licensing.models import License, LicenseStatus
 from licensing.services import transfers as tsvc
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
 from licensing.services.reissue import reissue_log_call

@@ -6,9 +6,9 @@ from django.core import mail
 from django.core.management import execute_from_command_line
 from django.db import connection
 
-from licensing.exports import verify_audit_chain
-from licensing.models import AuditEvent
-from licensing.services.audit import audit_verify_chain
+from core.audit import audit_verify_chain
+from core.models import AuditEvent
+from core.tasks import verify_audit_chain
 from licensing.services.inventory import csc_contact_create
 
 

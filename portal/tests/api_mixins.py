@@ -11,7 +11,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from licensing.models import AuditEvent
+from core.models import AuditEvent
 
 
 def api_client(user=None) -> APIClient:

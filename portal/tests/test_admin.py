@@ -15,7 +15,7 @@ def staff_client(client, admin_user):
 
 
 @pytest.mark.parametrize(
-    "model", ["licensing/license", "licensing/keypack", "licensing/transferrequest", "licensing/auditevent",
+    "model", ["licensing/license", "licensing/keypack", "licensing/transferrequest", "core/auditevent",
               "inventory/clientmachine", "licensing/reissuerequest", "licensing/licenseserver"],
 )
 def test_admin_lists_and_offers_no_delete(staff_client, model):

@@ -1,7 +1,7 @@
 import pytest
 from rest_framework.authtoken.models import Token
 
-from licensing.models import AuditEvent
+from core.models import AuditEvent
 from licensing.tests.factories import UserFactory
 from portal.tests.api_mixins import api_client
 

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from licensing.models import AuditEvent
+from core.models import AuditEvent
 from portal.tests.api_mixins import api_client
 
 

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from licensing.models import AuditEvent
+from core.models import AuditEvent
+from core.roles import role_of
 from portal import health
-from portal.roles import role_of
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,11 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.lists import decode_cursor, encode_cursor
+from core.models import AuditChainHead
 from licensing import models as m
-from licensing.services.audit import audit_record
 from licensing.tests.factories import LicenseFactory, MachineFactory
-from portal.views import decode_cursor, encode_cursor
 
 PAGES = [
     "dashboard", "license-list", "machine-list", "keypack-list", "transfer-list",
@@ -75,7 +76,7 @@ def test_dashboard_shows_compliance_transfers_expiring_calls_and_chain(client, a
     assert "TSLS-HQ" in page and "Windows Server 2003" in page
     assert 'aria-label="1 of 5 issued, 4 available"' in page
     assert "ws-temp-01" in page  # expiring within 14 days
-    head = m.AuditChainHead.objects.get(pk=1).last_sequence
+    head = AuditChainHead.objects.get(pk=1).last_sequence
     assert f"Chain head: event <strong>#{head}</strong>" in page
     assert "Verification FAILED" in page and "event #1 was altered" in page
     assert "No CSC calls waiting" in page

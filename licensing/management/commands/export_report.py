@@ -3,9 +3,10 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from licensing.exports import FORMATS, audit_export, validate_export, write_report
+from core.audit import SYSTEM_ACTOR
 from licensing.reports import REPORTS, parse_moment, since_until_filters
-from licensing.services.audit import SYSTEM_ACTOR
+from licensing.reports.writers import FORMATS, write_report
+from licensing.services.exports import audit_export, validate_export
 
 
 def _moment(value: str):

@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core import roles
 from licensing.importers.wmi import DATE_ORDERS
 from licensing.services.imports import license_server_import
-from portal import roles
 
 
 class Command(BaseCommand):

@@ -17,10 +17,11 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
+from core.audit import AuditBatch
+from core.models import AuditEvent
 from inventory.models import OS_EDITIONS_WITH_BUILTIN_CAL, ClientMachine, MachineStatus, OsEdition
 from licensing.models import (
     ActivationStatus,
-    AuditEvent,
     CalType,
     CscContact,
     KeyPack,
@@ -34,7 +35,6 @@ from licensing.models import (
     WindowsVersion,
 )
 from licensing.services import transfers as tsvc
-from licensing.services.audit import AuditBatch
 from licensing.services.licenses import license_issue_temporary
 from licensing.services.reissue import reissue_install, reissue_log_call
 

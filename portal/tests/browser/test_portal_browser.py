@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from core.roles import ADMIN, AUDITOR
 from licensing import models as m
 from licensing.services import transfers as transfer_services
 from licensing.tests.factories import (
@@ -17,7 +18,6 @@ from licensing.tests.factories import (
     MachineFactory,
     UserFactory,
 )
-from portal.roles import ADMIN, AUDITOR
 from portal.tests.browser.conftest import log_in, log_out, screenshot
 
 pytestmark = pytest.mark.browser

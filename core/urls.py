@@ -1,0 +1,12 @@
+"""Pages every app shares: sign-in and the audit trail."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from core import views
+
+urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", views.AuditEventListView.as_view(), name="audit-list"),
+]

@@ -1,0 +1,26 @@
+"""Reports: their columns and rows (``base``), the catalog of reports (``catalog``) and the
+CSV and XLSX writers (``writers``)."""
+
+from licensing.reports.base import (
+    LIST_ONLY_PARAMS,
+    Column,
+    InvalidFilters,
+    Report,
+    neutralise,
+    parse_moment,
+    since_until_filters,
+)
+from licensing.reports.catalog import (
+    AUDIT_TRAIL,
+    COMPLIANCE,
+    LICENSES,
+    REISSUE_REQUESTS,
+    REPORTS,
+    TRANSFERS,
+    get_report,
+)
+
+__all__ = [
+    "AUDIT_TRAIL", "COMPLIANCE", "LICENSES", "LIST_ONLY_PARAMS", "REISSUE_REQUESTS", "REPORTS", "TRANSFERS",
+    "Column", "InvalidFilters", "Report", "get_report", "neutralise", "parse_moment", "since_until_filters",
+]

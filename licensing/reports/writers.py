@@ -1,0 +1,226 @@
+"""Writing reports to CSV and XLSX, for a response or a file.
+
+CSV streams, so memory stays flat as rows grow: on PostgreSQL the database writes
+the rows itself (COPY, in bounded chunks, cells formatted and neutralised in SQL);
+elsewhere rows come from a chunked iterator and go out in small blocks. XLSX is
+written by XlsxWriter in ``constant_memory`` mode, row by row, to a file. In both
+formats a text cell that a spreadsheet would read as a formula is neutralised
+(OWASP: prefix a single quote).
+"""
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+
+import xlsxwriter
+from django.db import connection
+from django.utils import timezone
+
+from licensing.reports.base import Report, neutralise
+
+FORMATS = ("csv", "xlsx")
+
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+CSV_BLOCK_ROWS = 500
+
+
+# PostgreSQL's COPY ends lines with LF; the Python writer does the same.
+LINE_END = "\n"
+
+
+# Excel's last row is 1,048,576; longer reports continue on a further sheet.
+XLSX_MAX_DATA_ROWS = 1_048_575
+
+
+PROGRESS_EVERY_ROWS = 2000
+
+
+COPY_CHUNK_ROWS = 50_000
+
+
+# A streamed response holds at most this many rows (a few MB) between writes.
+STREAM_CHUNK_ROWS = 5_000
+
+
+COPY_BUFFER_BYTES = 1 << 20
+
+
+def export_filename(report: Report, fmt: str, moment=None) -> str:
+    moment = moment or timezone.now()
+    return f"{report.name}-{moment:%Y%m%d-%H%M%S}.{fmt}"
+
+
+class _LineBuffer:
+    """A file-like object whose ``write`` hands back the line csv.writer formatted."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_chunks(report: Report, filters: Mapping[str, str], *, rows: Iterable[tuple] | None = None
+               ) -> Iterator[str]:
+    """The report as CSV text, in blocks of a few hundred rows (for streaming)."""
+    writer = csv.writer(_LineBuffer(), lineterminator=LINE_END)
+    yield writer.writerow(report.headers)
+    block = []
+    for row in rows if rows is not None else report.rows(filters):
+        block.append(writer.writerow([neutralise(v) for v in row]))
+        if len(block) >= CSV_BLOCK_ROWS:
+            yield "".join(block)
+            block = []
+    if block:
+        yield "".join(block)
+
+
+def _counting(rows: Iterable[tuple], on_row: Callable[[int], None] | None) -> Iterator[tuple]:
+    count = 0
+    for row in rows:
+        yield row
+        count += 1
+        if on_row is not None and count % PROGRESS_EVERY_ROWS == 0:
+            on_row(count)
+
+
+def _header_bytes(report: Report) -> bytes:
+    header = io.StringIO()
+    csv.writer(header, lineterminator=LINE_END).writerow(report.headers)
+    return header.getvalue().encode()
+
+
+def _copy_rows(report: Report, filters: Mapping[str, str], target, *, chunk_rows: int | None) -> Iterator[int]:
+    """PostgreSQL writes the rows into ``target`` itself (``COPY ... TO STDOUT``): the
+    same cells as the Python writer, at the speed of ``psql \\copy``.
+
+    With ``chunk_rows`` it copies that many rows per statement, by ranges of the
+    report's unique ordering key, and yields the running row count after each one,
+    so the caller can report progress or flush a response between statements (the
+    connection is busy during a COPY). Without, one statement copies them all.
+    """
+    queryset = report.queryset(filters)
+    key = report.key
+    written = 0
+    last = None
+    with connection.cursor() as cursor:
+        while True:
+            chunk = queryset if last is None else queryset.filter(**{f"{key}__gt": last})
+            ends = [] if chunk_rows is None else list(
+                chunk.values_list(key, flat=True)[chunk_rows - 1:chunk_rows])
+            if ends:
+                chunk = chunk.filter(**{f"{key}__lte": ends[0]})
+            select = report.copy_select(chunk, cursor)
+            cursor.cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", target)
+            written += cursor.cursor.rowcount
+            yield written
+            if not ends:
+                return
+            last = ends[0]
+
+
+def csv_stream(report: Report, filters: Mapping[str, str]) -> Iterator[bytes]:
+    """The report as CSV bytes for a streamed response. On PostgreSQL, COPY fills a
+    buffer of ``STREAM_CHUNK_ROWS`` rows at a time; elsewhere the Python writer runs."""
+    if not report.can_copy(connection):
+        for block in csv_chunks(report, filters):
+            yield block.encode()
+        return
+    yield _header_bytes(report)
+    buffer = io.BytesIO()
+    for _ in _copy_rows(report, filters, buffer, chunk_rows=STREAM_CHUNK_ROWS):
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def _copy_csv(report: Report, filters: Mapping[str, str], path: Path,
+              on_row: Callable[[int], None] | None) -> int:
+    """The CSV file by COPY, in ``COPY_CHUNK_ROWS`` chunks only when progress is wanted."""
+    written = 0
+    with open(path, "wb", buffering=COPY_BUFFER_BYTES) as handle:
+        handle.write(_header_bytes(report))
+        chunk_rows = COPY_CHUNK_ROWS if on_row is not None else None
+        for written in _copy_rows(report, filters, handle, chunk_rows=chunk_rows):
+            if on_row is not None:
+                on_row(written)
+    return written
+
+
+def write_csv(report: Report, filters: Mapping[str, str], path: Path, *,
+              on_row: Callable[[int], None] | None = None, use_copy: bool | None = None) -> int:
+    """Write the report to ``path`` as CSV; returns the number of data rows.
+
+    On PostgreSQL, reports whose cells the database can compute go through COPY.
+    """
+    if use_copy is None:
+        use_copy = report.can_copy(connection)
+    if use_copy:
+        return _copy_csv(report, filters, path, on_row)
+    written = 0
+
+    def rows():
+        nonlocal written
+        for row in _counting(report.rows(filters), on_row):
+            written += 1
+            yield row
+
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        for chunk in csv_chunks(report, filters, rows=rows()):
+            handle.write(chunk)
+    return written
+
+
+def write_xlsx(report: Report, filters: Mapping[str, str], path: Path, *,
+               on_row: Callable[[int], None] | None = None) -> int:
+    """Write the report to ``path`` as XLSX, row by row (constant memory)."""
+    workbook = xlsxwriter.Workbook(
+        str(path), {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    )
+    try:
+        header_format = workbook.add_format({"bold": True, "bg_color": "#DDE4EE", "border": 1})
+        sheet_number = 0
+        sheet = None
+        sheet_row = XLSX_MAX_DATA_ROWS
+        written = 0
+        for row in _counting(report.rows(filters), on_row):
+            if sheet_row >= XLSX_MAX_DATA_ROWS:
+                sheet_number += 1
+                sheet = _new_sheet(workbook, report, sheet_number, header_format)
+                sheet_row = 0
+            sheet_row += 1
+            for col, value in enumerate(row):
+                value = neutralise(value)
+                if isinstance(value, str):
+                    sheet.write_string(sheet_row, col, value)
+                elif value is not None:
+                    sheet.write_number(sheet_row, col, value)
+            written += 1
+        if sheet is None:
+            _new_sheet(workbook, report, 1, header_format)
+    finally:
+        workbook.close()
+    return written
+
+
+def _new_sheet(workbook, report: Report, number: int, header_format):
+    # Sheet names are at most 31 characters and may not hold []:*?/\
+    base = report.title[:24]
+    sheet = workbook.add_worksheet(base if number == 1 else f"{base} ({number})")
+    for col, column in enumerate(report.columns):
+        sheet.set_column(col, col, column.width)
+        sheet.write_string(0, col, column.header, header_format)
+    sheet.freeze_panes(1, 0)
+    return sheet
+
+
+WRITERS = {"csv": write_csv, "xlsx": write_xlsx}
+
+
+def write_report(report: Report, fmt: str, filters: Mapping[str, str], path: Path, *,
+                 on_row: Callable[[int], None] | None = None) -> int:
+    return WRITERS[fmt](report, filters, path, on_row=on_row)

@@ -1,0 +1,1 @@
+"""The licensing pages, one module per part of the domain."""
