@@ -11,6 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.directory import sign_in_refusal
 from licensing import filtersets
 from licensing import models as m
 from licensing.api import serializers as s
@@ -409,8 +410,9 @@ class TokenView(APIView):
             request._request, username=username, password=serializer.validated_data["password"]
         )
         if user is None:  # authenticate() has audited the failure (licensing.signals)
+            refusal = sign_in_refusal(request._request)  # e.g. the directory is not reachable
             return Response(
-                {"non_field_errors": ["Unable to log in with the username and password given."]},
+                {"non_field_errors": [str(refusal or "Unable to log in with the username and password given.")]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         with transaction.atomic():
@@ -418,6 +420,7 @@ class TokenView(APIView):
             audit_record(
                 actor=user, action="auth.token_issued", obj=user,
                 summary=f"API token issued to {user.get_username()}.",
+                data=getattr(user, "portal_sign_in", {}),
             )
         return Response({"token": token.key})
 
