@@ -15,12 +15,19 @@ def _client_address(request) -> str:
     return request.META.get("REMOTE_ADDR", "") or ""
 
 
+def _refusal(request) -> dict:
+    """Why the directory refused the sign-in, when it did (core.directory)."""
+    refusal = getattr(request, "portal_sign_in_refusal", None)
+    return {"refusal": refusal.code} if refusal is not None else {}
+
+
 def record_login(sender, request, user, **kwargs):
     with transaction.atomic():
         audit_record(
             actor=user, action="auth.login", object_type="user", object_id=str(user.pk),
             summary=f"{user.get_username()} logged in.",
-            data={"ip": _client_address(request)},
+            # A directory sign-in adds its source and the role it granted (core.directory).
+            data={"ip": _client_address(request), **getattr(user, "portal_sign_in", {})},
         )
 
 
@@ -44,7 +51,7 @@ def record_login_failed(sender, credentials, request=None, **kwargs):
         audit_record(
             actor=attempted, action="auth.login_failed", object_type="user", object_id="",
             summary=f"Failed login as {attempted or '(no username)'}.",
-            data={"ip": _client_address(request)},
+            data={"ip": _client_address(request), **_refusal(request)},
         )
 
 

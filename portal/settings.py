@@ -5,6 +5,7 @@ environment (see the README's table). Defaults are safe for production except
 where ``DJANGO_DEBUG`` is on.
 """
 
+import os
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+
+from core.directory import directory_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -95,6 +98,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Sign-in with Active Directory / LDAP when LDAP_SERVER_URI is set (docs/directory.md):
+# AUTHENTICATION_BACKENDS and the AUTH_LDAP_* settings.
+globals().update(directory_settings(os.environ))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from core.api import serializers as s
 from core.api.base import BAD_REQUEST, DETAIL_ERRORS, LIST_ERRORS, READ_ERRORS, PortalViewSet
 from core.audit import audit_record, audit_verify_chain
+from core.directory import sign_in_refusal
 from core.filtersets import AuditEventFilterSet
 from core.models import AuditEvent
 
@@ -61,9 +62,10 @@ class TokenView(APIView):
         user = authenticate(
             request._request, username=username, password=serializer.validated_data["password"]
         )
-        if user is None:  # authenticate() has audited the failure (licensing.signals)
+        if user is None:  # authenticate() has audited the failure (core.signals)
+            refusal = sign_in_refusal(request._request)  # e.g. the directory is not reachable
             return Response(
-                {"non_field_errors": ["Unable to log in with the username and password given."]},
+                {"non_field_errors": [str(refusal or "Unable to log in with the username and password given.")]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         with transaction.atomic():
@@ -71,5 +73,6 @@ class TokenView(APIView):
             audit_record(
                 actor=user, action="auth.token_issued", obj=user,
                 summary=f"API token issued to {user.get_username()}.",
+                data=getattr(user, "portal_sign_in", {}),
             )
         return Response({"token": token.key})
