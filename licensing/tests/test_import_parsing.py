@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from licensing.importers import wmi
-from licensing.importers.export_csv import STYLE_CIM, STYLE_WMI, decode, read_export
+from licensing.importers.export_csv import STYLE_CIM, STYLE_WMI, decode, read_export_bytes
 from licensing.models import CalType, LicenseProgram, WindowsVersion
 
 FILES = Path(__file__).parent / "import_files"
 
 
 def read(name, **kwargs):
-    return read_export(name, (FILES / name).read_bytes(), "0" * 64, **kwargs)
+    return read_export_bytes(name, (FILES / name).read_bytes(), **kwargs)
 
 
 def test_decode_tells_the_encoding_by_its_bom():
@@ -129,7 +129,7 @@ def test_columns_in_any_order_extra_columns_and_another_delimiter():
         "Extra;sIssuedToComputer;LicenseStatus;IssueDate;KeyPackId;LicenseId\r\n"
         "x;PC-1;2;20240115093012.000000+120;4;99\r\n"
     )
-    export = read_export("semicolons.csv", text.encode(), "0" * 64)
+    export = read_export_bytes("semicolons.csv", text.encode())
     assert export.problems == []
     row = export.rows[0]
     assert (row.license_id, row.key_pack_id, row.computer) == (99, 4, "PC-1")
@@ -154,14 +154,13 @@ def test_bad_value_names_file_line_and_column():
 
 
 def test_files_that_are_not_exports():
-    binary = read_export("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "0" * 64)
+    binary = read_export_bytes("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     text = read("random.txt")
-    other_class = read_export(
+    other_class = read_export_bytes(
         "servers.csv",
         b'#TYPE System.Management.ManagementObject#root\\cimv2\\Win32_TSLicenseServer\r\n"Name"\r\n"A"\r\n',
-        "0" * 64,
     )
-    missing = read_export("partial.csv", b'"KeyPackId","TotalLicenses"\r\n"4","5"\r\n', "0" * 64)
+    missing = read_export_bytes("partial.csv", b'"KeyPackId","TotalLicenses"\r\n"4","5"\r\n')
     for export, code in ((binary, "not_csv"), (text, "not_csv"), (other_class, "wrong_class"),
                          (missing, "missing_columns")):
         assert not export.readable
