@@ -13,6 +13,7 @@ CimSystemProperties, culture datetimes, UTF-8 without BOM by default or with it 
 
 import hashlib
 import io
+import tracemalloc
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -341,3 +342,26 @@ def test_damage_part_way_is_a_problem_never_an_exception():
     endless = read_export_bytes("endless.csv", good.encode() + b'"6",' + b"x" * (2 * 1024 * 1024))
     assert not endless.readable and [(p.line, p.code) for p in endless.problems] == [(3, "not_csv")]
     assert "longer than" in endless.problems[0].message
+
+
+def _peak_while_parsing(path):
+    with open(path, "rb") as stream:
+        tracemalloc.start()
+        try:
+            export = read_export(path.name, stream)
+            count = sum(1 for _ in export.iter_rows())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert export.problems == [] and count == export.row_count
+    return count, peak
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_whatever_the_row_count(tmp_path):
+    small = _peak_while_parsing(write_issued(tmp_path / "small.csv", 50_000))
+    large = _peak_while_parsing(write_issued(tmp_path / "large.csv", 200_000))
+
+    assert (small[0], large[0]) == (50_000, 200_000)
+    assert large[1] < 1024 * 1024  # a 200,000-row file (about 55 MB) parsed in under 1 MiB
+    assert large[1] < small[1] * 1.25 + 64 * 1024, (small, large)
