@@ -4,6 +4,7 @@ Sources: the ``Win32_TSLicenseKeyPack`` and ``Win32_TSIssuedLicense`` class refe
 (TlsWmiProv.mof). Every mapper raises ``ValueError`` with a sentence for the report.
 """
 
+import functools
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -18,7 +19,8 @@ ISSUED_LICENSE_CLASS = "Win32_TSIssuedLicense"
 PRODUCT_TYPES = {0: CalType.PER_DEVICE, 1: CalType.PER_USER}
 
 # KeyPackType: 0 unknown, 1 retail purchase, 2 volume purchase, 3 concurrent license,
-# 4 temporary, 5 open license, 6 not supported (the built-in pack of Windows 2000/2003).
+# 4 temporary, 5 open license, 6 not supported (the built-in pack of Windows 2000/2003,
+# "Built-in TS Per Device CAL", listed with ProductType 3 and TotalLicenses 4294967295).
 KEY_PACK_TYPE_TEMPORARY = 4
 KEY_PACK_TYPE_BUILTIN = 6
 KEY_PACK_PROGRAMS = {1: LicenseProgram.RETAIL, 2: LicenseProgram.SELECT, 5: LicenseProgram.OPEN}
@@ -56,15 +58,23 @@ PRODUCT_VERSIONS = {
     "windows server 2022": WindowsVersion.WINDOWS_SERVER_2022,
     "windows server 2025": WindowsVersion.WINDOWS_SERVER_2025,
 }
-# ProductVersionID, used only when ProductVersion is blank (the documented values only).
+# "<version> or <version> R2": a pack that serves both, written in the server's language
+# ("Windows Server 2008 oder Windows Server 2008 R2", "... ou ..."). The pack is the first.
+EITHER_VERSION_RE = re.compile(r"^(windows server \S+) \S+ \1 r2$")
+# ProductVersionID, used when ProductVersion is blank or a text not listed above. 2 is the
+# 2008 pack, which also serves 2008 R2; 4 serves 2012 and 2012 R2 alike.
 PRODUCT_VERSION_IDS = {
     2: WindowsVersion.WINDOWS_SERVER_2008,
     3: WindowsVersion.WINDOWS_SERVER_2008_R2,
     4: WindowsVersion.WINDOWS_SERVER_2012,
+    5: WindowsVersion.WINDOWS_SERVER_2016,
+    6: WindowsVersion.WINDOWS_SERVER_2019,
+    7: WindowsVersion.WINDOWS_SERVER_2022,
 }
 
-# The licensing service writes 2038-01-19 (the largest 32-bit time) for "never expires".
-NEVER_EXPIRES = date(2038, 1, 19)
+# "Never expires": the licensing service writes 2038-01-19 (the largest 32-bit time) or
+# 2038-01-01. Any expiry from 2038 on means none.
+NEVER_EXPIRES = date(2038, 1, 1)
 
 DATE_ORDERS = ("mdy", "dmy", "ymd")
 DATE_ORDER_EXAMPLES = {
@@ -80,7 +90,7 @@ def blank(value: str | None) -> bool:
 
 def parse_uint(value: str, *, minimum: int = 0) -> int:
     text = (value or "").strip()
-    if not re.fullmatch(r"\d{1,10}", text):
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
         raise ValueError(f"'{text}' is not a whole number.")
     number = int(text)
     if number < minimum or number > 0xFFFFFFFF:
@@ -88,22 +98,54 @@ def parse_uint(value: str, *, minimum: int = 0) -> int:
     return number
 
 
+def parse_count(value: str) -> int:
+    """A uint32 count, also as written by tools that print it signed (-1 for 4294967295)."""
+    text = (value or "").strip()
+    if re.fullmatch(r"-\d{1,10}", text) and int(text) >= -0x80000000:
+        return int(text) & 0xFFFFFFFF
+    return parse_uint(text)
+
+
+def _text_version(text: str) -> str | None:
+    if text in PRODUCT_VERSIONS:
+        return PRODUCT_VERSIONS[text]
+    match = EITHER_VERSION_RE.match(text)
+    if match:
+        return PRODUCT_VERSIONS.get(match.group(1))
+    return None
+
+
 def product_version(value: str, version_id: str | None = None) -> str:
+    """The portal's version for ProductVersion, a free text that may be localised; when the
+    text is not one listed, ProductVersionID decides."""
     text = " ".join((value or "").split()).lower()
     if text:
-        try:
-            return PRODUCT_VERSIONS[text]
-        except KeyError:
-            raise ValueError(
-                f"Unknown ProductVersion '{value.strip()}'; expected one of the documented "
-                "versions, e.g. 'Windows Server 2003', 'Windows Server 7', 'Windows Server 2012'."
-            ) from None
+        known = _text_version(text)
+        if known:
+            return known
+    number = None
     if not blank(version_id):
-        number = parse_uint(version_id)
+        try:
+            number = parse_uint(version_id)
+        except ValueError:
+            number = None
         if number in PRODUCT_VERSION_IDS:
             return PRODUCT_VERSION_IDS[number]
-        raise ValueError(f"ProductVersion is blank and ProductVersionID {number} is not a known version.")
-    raise ValueError("ProductVersion is blank.")
+    if blank(version_id):
+        id_part = "ProductVersionID is blank"
+    elif number is None:
+        id_part = f"ProductVersionID '{version_id.strip()}' is not a whole number"
+    else:
+        id_part = f"ProductVersionID {number} is not a known version"
+    if text:
+        raise ValueError(
+            f"Unknown ProductVersion '{value.strip()}' and {id_part}; expected a documented version, "
+            "e.g. 'Windows Server 2003', 'Windows Server 7', 'Windows Server 2012', or a "
+            "ProductVersionID from 2 (2008) to 7 (2022)."
+        )
+    if blank(version_id):
+        raise ValueError("ProductVersion and ProductVersionID are blank.")
+    raise ValueError(f"ProductVersion is blank and {id_part}.")
 
 
 def cal_type(value: str) -> str:
@@ -131,10 +173,20 @@ def pseudo_pack_kind(key_pack_type: int, description: str, type_and_model: str) 
 DMTF_RE = re.compile(
     r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})\.(\d{6})([+-])(\d{3})$"
 )
+# Culture dates of Get-CimInstance: 1/15/2024 9:30:12 AM, 15.01.2024 09:30:12, 2024-01-15
+# 09:30:12. Newer ICU puts U+202F or U+00A0 before AM/PM, or inside it ("p.\u00a0m.").
 LOCALE_RE = re.compile(
-    r"^(\d{1,4})[./-](\d{1,2})[./-](\d{1,4})\.?"
-    r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?\s*[Mm]\.?)?)?$"
+    r"^(\d{1,4})[./-]\s?(\d{1,2})[./-]\s?(\d{1,4})\.?"
+    r"(?:[\sT]+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?\s*[Mm]\.?)?)?$"
 )
+
+
+NO_DATE_CHARS = frozenset("*.+-0")
+
+
+@functools.cache
+def _utc_offset(minutes: int) -> timezone:
+    return timezone(timedelta(minutes=minutes))
 
 
 def parse_datetime(value: str, *, date_order: str = "mdy") -> datetime | None:
@@ -142,7 +194,7 @@ def parse_datetime(value: str, *, date_order: str = "mdy") -> datetime | None:
     datetime. Blank and wildcard (``*``) values mean no date. Locale values carry no
     offset; they are read in the portal's time zone."""
     text = (value or "").strip()
-    if not text or set(text) <= set("*.+-0"):
+    if not text or (text[0] in NO_DATE_CHARS and set(text) <= NO_DATE_CHARS):
         return None
     if "*" in text[:8]:
         return None
@@ -153,7 +205,7 @@ def parse_datetime(value: str, *, date_order: str = "mdy") -> datetime | None:
         try:
             return datetime(
                 int(year), int(month), int(day), int(hour), int(minute), int(second), int(micro),
-                tzinfo=timezone(timedelta(minutes=minutes)),
+                tzinfo=_utc_offset(minutes),
             )
         except ValueError as exc:
             raise ValueError(f"'{text}' is not a valid DMTF datetime ({exc}).") from None
@@ -190,11 +242,16 @@ def parse_datetime(value: str, *, date_order: str = "mdy") -> datetime | None:
 
 
 def expiry_date(moment: datetime | None) -> date | None:
-    """A key pack's expiry date; the licensing service's "never" becomes no date."""
+    """A key pack's expiry date; the licensing service's "never" becomes no date.
+
+    The date is compared as written and in UTC: a server west of UTC writes 2038-01-19
+    03:14:07 UTC as the evening of the 18th."""
     if moment is None:
         return None
     day = moment.date()
-    return None if day >= NEVER_EXPIRES else day
+    if day >= NEVER_EXPIRES or (moment.tzinfo and moment.astimezone(UTC).date() >= NEVER_EXPIRES):
+        return None
+    return day
 
 
 def as_utc(moment: datetime) -> datetime:

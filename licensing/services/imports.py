@@ -16,7 +16,6 @@ summary event ``import.completed``.
   the database constraints stay the last line.
 """
 
-import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -43,8 +42,9 @@ from licensing.importers.export_csv import (
     ExportFile,
     IssuedLicenseRow,
     KeyPackRow,
+    PerUserIssuanceRow,
     Problem,
-    read_export,
+    read_export_bytes,
 )
 from licensing.models import (
     CalType,
@@ -592,6 +592,13 @@ class _Planner:
         pack = self.pack_for(row.key_pack_id)
         if row.key_pack_id in self.pseudo:
             product = self.pseudo[row.key_pack_id][1]
+            if product is None:  # a built-in pack whose version could not be read
+                self.problem(
+                    ERROR, file, row.line, "KeyPackId",
+                    f"Temporary LicenseId {row.license_id}: key pack {row.key_pack_id} is the "
+                    "built-in pack, whose product version is unknown.", "unknown_key_pack",
+                )
+                return
         elif isinstance(pack, _PackPlan):
             product = pack.row.product_version
         elif pack is not None:
@@ -915,7 +922,8 @@ def license_server_import(
         raise ValidationError({"files": "Give at least one export file."})
     report = ImportReport(server=server_name, dry_run=dry_run, skip_bad_rows=skip_bad_rows)
     for name, data in files:
-        export = read_export(name, data, hashlib.sha256(data).hexdigest(), date_order=date_order)
+        export = read_export_bytes(name, data, date_order=date_order)
+        _set_aside_per_user_issuances(export)
         report.files.append(export)
     now = timezone.now()
     installed_on = installed_on or timezone.localdate()
@@ -978,6 +986,23 @@ def license_server_import(
             return report
         report.committed = True
     return report
+
+
+def _set_aside_per_user_issuances(export: ExportFile) -> None:
+    """Per-user CALs are not imported yet: each is a skipped row, never a reason to refuse."""
+    if not any(isinstance(row, PerUserIssuanceRow) for row in export.rows):
+        return
+    kept = []
+    for row in export.rows:
+        if isinstance(row, PerUserIssuanceRow):
+            export.problems.append(Problem(
+                SKIPPED, export.name, row.line, "sIssuedToUser",
+                f"LicenseId {row.license_id} is a per-user CAL issued to {row.user}; per-user "
+                "issuances are not imported.", "per_user_issuance",
+            ))
+        else:
+            kept.append(row)
+    export.rows = kept
 
 
 def _counts(counter: Counter) -> str:

@@ -1,20 +1,20 @@
 """Reading Export-Csv files and mapping WMI values (no database)."""
 
 import codecs
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from licensing.importers import wmi
-from licensing.importers.export_csv import STYLE_CIM, STYLE_WMI, decode, read_export
+from licensing.importers.export_csv import STYLE_CIM, STYLE_WMI, decode, read_export_bytes
 from licensing.models import CalType, LicenseProgram, WindowsVersion
 
 FILES = Path(__file__).parent / "import_files"
 
 
 def read(name, **kwargs):
-    return read_export(name, (FILES / name).read_bytes(), "0" * 64, **kwargs)
+    return read_export_bytes(name, (FILES / name).read_bytes(), **kwargs)
 
 
 def test_decode_tells_the_encoding_by_its_bom():
@@ -129,7 +129,7 @@ def test_columns_in_any_order_extra_columns_and_another_delimiter():
         "Extra;sIssuedToComputer;LicenseStatus;IssueDate;KeyPackId;LicenseId\r\n"
         "x;PC-1;2;20240115093012.000000+120;4;99\r\n"
     )
-    export = read_export("semicolons.csv", text.encode(), "0" * 64)
+    export = read_export_bytes("semicolons.csv", text.encode())
     assert export.problems == []
     row = export.rows[0]
     assert (row.license_id, row.key_pack_id, row.computer) == (99, 4, "PC-1")
@@ -154,14 +154,13 @@ def test_bad_value_names_file_line_and_column():
 
 
 def test_files_that_are_not_exports():
-    binary = read_export("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "0" * 64)
+    binary = read_export_bytes("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     text = read("random.txt")
-    other_class = read_export(
+    other_class = read_export_bytes(
         "servers.csv",
         b'#TYPE System.Management.ManagementObject#root\\cimv2\\Win32_TSLicenseServer\r\n"Name"\r\n"A"\r\n',
-        "0" * 64,
     )
-    missing = read_export("partial.csv", b'"KeyPackId","TotalLicenses"\r\n"4","5"\r\n', "0" * 64)
+    missing = read_export_bytes("partial.csv", b'"KeyPackId","TotalLicenses"\r\n"4","5"\r\n')
     for export, code in ((binary, "not_csv"), (text, "not_csv"), (other_class, "wrong_class"),
                          (missing, "missing_columns")):
         assert not export.readable
@@ -169,3 +168,71 @@ def test_files_that_are_not_exports():
         assert export.rows == []
     assert "Win32_TSLicenseServer" in other_class.problems[0].message
     assert "ProductType, KeyPackType, ProductVersion" in missing.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "version_id", "expected"),
+    [
+        ("Windows Server 2008 or Windows Server 2008 R2", "2", WindowsVersion.WINDOWS_SERVER_2008),
+        ("Windows Server 2008 oder Windows Server 2008 R2", "2", WindowsVersion.WINDOWS_SERVER_2008),
+        ("Windows Server 2008 ou Windows Server 2008 R2", "2", WindowsVersion.WINDOWS_SERVER_2008),
+        ("Windows Server 2012 o Windows Server 2012 R2", "", WindowsVersion.WINDOWS_SERVER_2012),
+        ("Windows Server 2008 или Windows Server 2008 R2", "", WindowsVersion.WINDOWS_SERVER_2008),
+        ("Windows Server 7", "3", WindowsVersion.WINDOWS_SERVER_2008_R2),
+        # Texts not listed: ProductVersionID decides.
+        ("Windows Server 2008 und höher", "2", WindowsVersion.WINDOWS_SERVER_2008),
+        ("Windows Server 2016 (Remote Desktop Services)", "5", WindowsVersion.WINDOWS_SERVER_2016),
+        ("Windows Server 2019 Datacenter", "6", WindowsVersion.WINDOWS_SERVER_2019),
+        ("Windows Server 2022 Standard", "7", WindowsVersion.WINDOWS_SERVER_2022),
+        ("", "4", WindowsVersion.WINDOWS_SERVER_2012),
+    ],
+)
+def test_product_version_texts_and_the_version_id(text, version_id, expected):
+    assert wmi.product_version(text, version_id) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "version_id", "message"),
+    [
+        ("Windows Server 2030", "9", "Unknown ProductVersion 'Windows Server 2030' and ProductVersionID 9 is not"),
+        ("Windows Server vNext", "", "Unknown ProductVersion 'Windows Server vNext' and ProductVersionID is blank"),
+        ("Windows Server vNext", "x", "ProductVersionID 'x' is not a whole number"),
+        ("", "", "ProductVersion and ProductVersionID are blank"),
+    ],
+)
+def test_unknown_product_version_without_a_known_id_is_refused(text, version_id, message):
+    with pytest.raises(ValueError, match=message):
+        wmi.product_version(text, version_id)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20380119031407.000000+000", None),
+        ("20380101000000.000000+000", None),
+        ("20380118221407.000000-300", None),  # 2038-01-19 03:14:07 UTC, written at UTC-5
+        ("20371231190000.000000-300", None),  # 2038-01-01 00:00 UTC, written at UTC-5
+        ("1/19/2038 3:14:07 AM", None),
+        ("1/1/2038 12:00:00 AM", None),
+        ("20371231000000.000000+000", date(2037, 12, 31)),
+        ("20270630000000.000000+120", date(2027, 6, 30)),
+    ],
+)
+def test_2038_means_no_expiry(text, expected):
+    assert wmi.expiry_date(wmi.parse_datetime(text)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        ("1/15/2024 9:30:12\u202fAM", "mdy", datetime(2024, 1, 15, 9, 30, 12)),
+        ("2/29/2024 4:05:00\u202fPM", "mdy", datetime(2024, 2, 29, 16, 5)),
+        ("3/9/2024 9:30:12\u00a0AM", "mdy", datetime(2024, 3, 9, 9, 30, 12)),
+        ("15/01/2024 4:05:00 p.\u00a0m.", "dmy", datetime(2024, 1, 15, 16, 5)),  # es-ES
+        ("15/01/2024 09:30:12", "dmy", datetime(2024, 1, 15, 9, 30, 12)),  # en-GB, fr-FR
+        ("15.01.2024 09:30:12", "dmy", datetime(2024, 1, 15, 9, 30, 12)),  # de-DE
+        ("2024. 01. 15. 9:30:12", "ymd", datetime(2024, 1, 15, 9, 30, 12)),  # hu-HU
+    ],
+)
+def test_culture_datetimes(text, order, expected):
+    assert wmi.parse_datetime(text, date_order=order) == expected.replace(tzinfo=UTC)
