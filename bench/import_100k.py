@@ -150,7 +150,7 @@ def main() -> None:
     from inventory.models import ClientMachine, OsEdition
     from licensing.models import License, WindowsVersion
     from licensing.services.imports import license_server_import
-    from licensing.services.inventory import license_server_create
+    from licensing.services.servers import license_server_create
 
     call_command("migrate", verbosity=0)
     license_server_create(actor="bench", name=SERVER, windows_version=WindowsVersion.WINDOWS_SERVER_2003)

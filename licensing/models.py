@@ -312,9 +312,9 @@ class License(models.Model):
             kind=self.kind, status=self.status, transferred_from_id=self.transferred_from_id
         )
 
-    def end(self, *, status: str, reason: str, at) -> None:
+    def end(self, *, status: str, reason: str, at, save: bool = True) -> None:
         """The one way a CAL ends: an active CAL becomes expired, transferred or revoked,
-        with its reason and time, and is saved."""
+        with its reason and time. It is saved, unless the caller writes many at once."""
         if self.status != LicenseStatus.ACTIVE:
             raise DomainError(
                 DomainCode.INVALID_STATE,
@@ -323,7 +323,7 @@ class License(models.Model):
         if status == LicenseStatus.ACTIVE:
             raise ValueError("a CAL ends in a status other than active")
         self.status, self.end_reason, self.ended_at = status, reason, at
-        if self.pk is not None:
+        if save:
             self.save(update_fields=["status", "end_reason", "ended_at"])
 
 

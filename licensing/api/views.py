@@ -23,9 +23,9 @@ from licensing import filtersets
 from licensing import models as m
 from licensing.api import serializers as s
 from licensing.selectors import compliance_rows
-from licensing.services import inventory as inventory_services
 from licensing.services import licenses as license_services
 from licensing.services import reissue as reissue_services
+from licensing.services import servers as server_services
 from licensing.services import transfers as transfer_services
 
 ISSUE_CODES = (
@@ -54,10 +54,10 @@ class LicenseServerViewSet(ServiceCrudViewSet):
     filterset_class = filtersets.LicenseServerFilterSet
 
     def create_service(self, *, actor, data):
-        return inventory_services.license_server_create(actor=actor, **data)
+        return server_services.license_server_create(actor=actor, **data)
 
     def update_service(self, *, instance, actor, data):
-        return inventory_services.license_server_update(license_server=instance, actor=actor, data=data)
+        return server_services.license_server_update(license_server=instance, actor=actor, data=data)
 
 
 @extend_schema_view(
@@ -80,10 +80,10 @@ class KeyPackViewSet(ServiceCrudViewSet):
     filterset_class = filtersets.KeyPackFilterSet
 
     def create_service(self, *, actor, data):
-        return inventory_services.key_pack_install(actor=actor, **data)
+        return server_services.key_pack_install(actor=actor, **data)
 
     def update_service(self, *, instance, actor, data):
-        return inventory_services.key_pack_update(key_pack=instance, actor=actor, data=data)
+        return server_services.key_pack_update(key_pack=instance, actor=actor, data=data)
 
 
 @extend_schema_view(
@@ -98,10 +98,10 @@ class CscContactViewSet(ServiceCrudViewSet):
     filterset_class = filtersets.CscContactFilterSet
 
     def create_service(self, *, actor, data):
-        return inventory_services.csc_contact_create(actor=actor, **data)
+        return server_services.csc_contact_create(actor=actor, **data)
 
     def update_service(self, *, instance, actor, data):
-        return inventory_services.csc_contact_update(contact=instance, actor=actor, data=data)
+        return server_services.csc_contact_update(contact=instance, actor=actor, data=data)
 
 
 # --- Licenses ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from licensing.models import ExportJob
 from licensing.reports import AUDIT_TRAIL, REPORTS, neutralise, writers
 from licensing.services import exports
 from licensing.services.exports import export_start, purge_expired_exports
-from licensing.services.inventory import csc_contact_create
+from licensing.services.servers import csc_contact_create
 from licensing.tasks import run_export
 
 

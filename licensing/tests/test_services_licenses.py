@@ -10,12 +10,12 @@ from core.models import AuditEvent
 from inventory.models import MachineStatus, OsEdition
 from inventory.services import machine_create, machine_retire, machine_update
 from licensing.models import CalType, KeyPack, License, LicenseEndReason, LicenseKind, LicenseStatus, WindowsVersion
-from licensing.services.inventory import key_pack_install, key_pack_update, license_server_create
 from licensing.services.licenses import (
     license_expire_temporary,
     license_issue_permanent,
     license_issue_temporary,
 )
+from licensing.services.servers import key_pack_install, key_pack_update, license_server_create
 from licensing.tests.factories import KeyPackFactory, LicenseServerFactory, MachineFactory
 from licensing.tests.helpers import refused
 

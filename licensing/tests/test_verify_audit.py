@@ -9,7 +9,7 @@ from django.db import connection
 from core.audit import audit_verify_chain
 from core.models import AuditEvent
 from core.tasks import verify_audit_chain
-from licensing.services.inventory import csc_contact_create
+from licensing.services.servers import csc_contact_create
 
 
 @pytest.fixture

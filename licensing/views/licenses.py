@@ -9,7 +9,7 @@ from core.views import form_page, require_admin, run_service
 from licensing import filtersets, tables
 from licensing import forms as lf
 from licensing import models as m
-from licensing.services import inventory as inventory_services
+from licensing.services import servers as server_services
 
 KEY_PACK_LICENSES_SHOWN = 50
 
@@ -127,7 +127,7 @@ def keypack_new(request):
     refusal = None
     if request.method == "POST" and form.is_valid():
         pack, refusal = run_service(
-            form, lambda: inventory_services.key_pack_install(actor=request.user, **form.cleaned_data))
+            form, lambda: server_services.key_pack_install(actor=request.user, **form.cleaned_data))
         if pack is not None:
             messages.success(request, f"Key pack {pack.key_pack_id} installed on {pack.license_server}.")
             return redirect(pack)
@@ -142,7 +142,7 @@ def csccontact_new(request):
     refusal = None
     if request.method == "POST" and form.is_valid():
         contact, refusal = run_service(
-            form, lambda: inventory_services.csc_contact_create(actor=request.user, **form.cleaned_data))
+            form, lambda: server_services.csc_contact_create(actor=request.user, **form.cleaned_data))
         if contact is not None:
             messages.success(request, f"CSC contact {contact} added to the phone book.")
             return redirect("csccontact-list")
