@@ -200,6 +200,7 @@ class Attempt:
         self.job = job
         self.number = job.attempts
         self.progress = 0
+        self.on_progress = None  # e.g. a command that shows the progress as it runs
         self._lost = False
         self._thread: threading.Thread | None = None
 
@@ -213,6 +214,8 @@ class Attempt:
     def set_progress(self, percent: int) -> None:
         """Report progress (0-99); the heartbeat writes it. Raises ``Superseded`` when taken over."""
         self.progress = max(0, min(99, int(percent)))
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
         if self._thread is None:
             self.beat()
         self.check()
@@ -250,10 +253,13 @@ class Attempt:
             self._thread = None
 
     def finish(self, **fields) -> bool:
-        """Mark the job done with ``fields`` (``finished_at`` defaults to now)."""
+        """Mark the job done with ``fields`` (``finished_at`` defaults to now); the work may
+        finish it ``failed`` instead, with its reason in ``error``."""
         fields.setdefault("finished_at", timezone.now())
-        return bool(self._mine().update(status=JobStatus.DONE, progress=100, heartbeat_at=fields["finished_at"],
-                                        **fields))
+        fields.setdefault("status", JobStatus.DONE)
+        if fields["status"] == JobStatus.DONE:
+            fields["progress"] = 100
+        return bool(self._mine().update(heartbeat_at=fields["finished_at"], **fields))
 
     def fail(self, reason: str, **fields) -> bool:
         return bool(self._mine().update(status=JobStatus.FAILED, error=reason[:2000], finished_at=timezone.now(),

@@ -4,6 +4,8 @@ ADMIN = "admin"
 REQUESTER = "requester"
 AUDITOR = "auditor"
 ROLES = (ADMIN, REQUESTER, AUDITOR)
+# Not a person: an account a license server pushes its exports with.
+COLLECTOR = "collector"
 
 
 def role_of(user) -> str | None:

@@ -1,15 +1,19 @@
 """Alerts by email, each sent once per object and threshold (recorded in AlertRecord)."""
 
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import CharField, Exists, OuterRef
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core.models import AlertRecord
 from licensing.models import (
     OPEN_TRANSFER_STATUSES,
+    DriftItem,
     License,
     LicenseKind,
     LicenseStatus,
@@ -121,3 +125,38 @@ def alert_stale_reissue_requests(*, now=None) -> int:
                 ["These reissue calls have had no reissued key pack installed:", "", *lines], recipients,
             )
     return len(lines)
+
+
+DRIFT_LINES_MAILED = 100
+
+
+def alert_new_drift() -> int:
+    """Each new drift item alerted once: one mail for all the items opened since the last one,
+    by kind and server, with the first of them in full. Returns how many were alerted."""
+    recipients = settings.PORTAL_ALERT_RECIPIENTS
+    if not recipients:
+        return 0
+    alerted = AlertRecord.objects.filter(kind="drift_opened", object_type="driftitem",
+                                         object_id=Cast(OuterRef("pk"), CharField()))
+    with transaction.atomic():
+        # A run at the same moment skips the rows this one holds, so no item is mailed twice.
+        items = list(DriftItem.objects.select_for_update(skip_locked=True, of=("self",))
+                     .filter(~Exists(alerted)).select_related("license_server").order_by("pk"))
+        if not items:
+            return 0
+        AlertRecord.objects.bulk_create([
+            AlertRecord(kind="drift_opened", object_type="driftitem", object_id=str(item.pk), threshold="new",
+                        recipients=", ".join(recipients))
+            for item in items
+        ], batch_size=1000)
+        by_kind = Counter((item.license_server.name, item.get_kind_display()) for item in items)
+        lines = [f"- {server}: {n} x {kind}" for (server, kind), n in sorted(by_kind.items())]
+        details = [f"- #{item.pk} {item.get_kind_display()} on {item.license_server.name}: {item.detail}"
+                   for item in items[:DRIFT_LINES_MAILED]]
+        if len(items) > DRIFT_LINES_MAILED:
+            details.append(f"... and {len(items) - DRIFT_LINES_MAILED} more.")
+        # Sent inside the transaction: if the mail fails, the records roll back and the next run tries again.
+        _send(f"[TS CAL portal] {len(items)} new drift item(s) between the license servers and the portal",
+              ["A snapshot of a license server disagrees with the portal:", "", *lines, "", *details, "",
+               "Review or acknowledge them at /reconciliation/."], recipients)
+    return len(items)

@@ -69,6 +69,7 @@ class LicenseEndReason(models.TextChoices):
     REPLACED_BY_PERMANENT = "replaced_by_permanent", "Replaced by a permanent CAL"
     TRANSFERRED = "transferred", "Transferred to another machine"
     IMPORTED = "imported", "Ended on the license server (import)"
+    ABSENT_ON_SERVER = "absent_on_server", "No longer listed by the license server"
 
 
 # A key pack's issued seats: its permanent CALs in these statuses (DOMAIN.md).
@@ -108,3 +109,19 @@ class ReissueStatus(models.TextChoices):
 class ReissueChannel(models.TextChoices):
     # Article: "you can complete this reissue process only by using the telephone".
     TELEPHONE = "telephone", "Telephone"
+
+
+class DriftKind(models.TextChoices):
+    PACK_MISSING_ON_SERVER = "pack_missing_on_server", "Key pack missing on the server"
+    PACK_COUNT_MISMATCH = "pack_count_mismatch", "Key pack counts differ"
+    LICENSE_MISSING_ON_SERVER = "license_missing_on_server", "CAL missing on the server"
+    TRANSFERRED_SOURCE_STILL_ISSUED = "transferred_source_still_issued", "Transferred CAL still issued"
+    DUPLICATE_ISSUANCE = "duplicate_issuance", "Duplicate issuance"
+    TEMPORARY_OVERDUE = "temporary_overdue", "Temporary CAL overdue"
+    PER_USER_OVER_ALLOCATED = "per_user_over_allocated", "Per-user CALs over-allocated"
+
+
+class DriftState(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"

@@ -113,3 +113,38 @@ class CscContactFilterSet(SearchFilterSet):
         return Q(location__icontains=value) | Q(phone_number__icontains=value)
 
 
+
+
+class DriftItemFilterSet(SearchFilterSet):
+    class Meta:
+        model = m.DriftItem
+        fields = ["license_server", "kind", "state", "product_version"]
+
+    def search_q(self, value):
+        query = (Q(machine_id__in=matching_ids(hostname_prefix_ids(value))) | Q(subject__icontains=value)
+                 | Q(detail__icontains=value))
+        number = int_or_none(value)
+        if number is not None:
+            query |= Q(pk=number) | Q(license__license_id=number) | Q(key_pack__key_pack_id=number)
+        return query
+
+
+class SnapshotFilterSet(django_filters.FilterSet):
+    class Meta:
+        model = m.Snapshot
+        fields = ["license_server"]
+
+
+class PerUserIssuanceFilterSet(SearchFilterSet):
+    class Meta:
+        model = m.PerUserIssuance
+        fields = ["license_server", "key_pack", "product_version", "snapshot"]
+
+    def search_q(self, value):
+        return Q(user__icontains=value)
+
+
+class ImportJobFilterSet(django_filters.FilterSet):
+    class Meta:
+        model = m.ImportJob
+        fields = ["license_server", "status", "dry_run"]

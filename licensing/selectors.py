@@ -9,6 +9,9 @@ from django.utils import timezone
 from licensing.models import (
     OPEN_TRANSFER_STATUSES,
     CalType,
+    DriftItem,
+    DriftKind,
+    DriftState,
     KeyPack,
     License,
     LicenseKind,
@@ -16,6 +19,7 @@ from licensing.models import (
     LicenseStatus,
     ReissueRequest,
     ReissueStatus,
+    Snapshot,
     TransferRequest,
     WindowsVersion,
     issued_q,
@@ -121,3 +125,18 @@ def open_reissue_requests():
     return ReissueRequest.objects.filter(status=ReissueStatus.OPEN).select_related(
         "license_server"
     ).order_by("called_at")
+
+
+def open_drift_by_server_and_kind() -> list[dict]:
+    """Open drift items counted by license server and kind (the dashboard's tile)."""
+    rows = list(
+        DriftItem.objects.filter(state=DriftState.OPEN).values("license_server", "license_server__name", "kind")
+        .annotate(n=Count("pk")).order_by("license_server__name", "kind")
+    )
+    for row in rows:
+        row["kind_label"] = DriftKind(row["kind"]).label
+    return rows
+
+
+def latest_snapshot():
+    return Snapshot.objects.select_related("license_server").order_by("-pk").first()

@@ -132,3 +132,30 @@ CSC_CONTACTS = Table(
     page=("location", "phone_number", "hours", "notes"),
     default_sort="location",
 )
+
+DRIFT_ITEMS = Table(
+    columns={
+        "id": Column("Drift", "id", NUMBER, 10, sort="id"),
+        "kind": Column("Kind", "kind", CHOICE, 30, c.DriftKind.choices, sort="kind"),
+        "state": Column("State", "state", CHOICE, 14, c.DriftState.choices, sort="state"),
+        "license_server": Column("License server", "license_server__name", TEXT, 18),
+        "product_version": Column("Product version", "product_version", CHOICE, 24, c.WindowsVersion.choices),
+        "machine": Column("Machine", "machine__hostname", TEXT, 24),
+        "key_pack": Column("KeyPackId", "key_pack__key_pack_id", NUMBER, 12),
+        "license": Column("License", "license_id", NUMBER, 10),
+        "detail": Column("Detail", "detail", TEXT, 80),
+        "first_seen": Column("First seen", "first_seen_snapshot__taken_at", DATETIME, 26, report_label="First seen at"),
+        "first_seen_snapshot": Column("First seen in snapshot", "first_seen_snapshot_id", NUMBER, 10),
+        "last_seen": Column("Last seen", "last_seen_snapshot__taken_at", DATETIME, 26, report_label="Last seen at"),
+        "last_seen_snapshot": Column("Last seen in snapshot", "last_seen_snapshot_id", NUMBER, 10),
+        "resolved_snapshot": Column("Resolved in snapshot", "resolved_snapshot_id", NUMBER, 10),
+        "acknowledged_by": Column("Acknowledged by", "acknowledged_by__username", TEXT, 16),
+        "acknowledged_at": Column("Acknowledged at", "acknowledged_at", DATETIME, 26),
+        "note": Column("Note", "note", TEXT, 40),
+    },
+    page=("id", "kind", "license_server", "machine", "detail", "state", "last_seen"),
+    report=("id", "kind", "state", "license_server", "product_version", "machine", "key_pack", "license", "detail",
+            "first_seen_snapshot", "first_seen", "last_seen_snapshot", "last_seen", "resolved_snapshot",
+            "acknowledged_by", "acknowledged_at", "note"),
+    default_sort="-id",
+)

@@ -5,8 +5,8 @@ from celery import shared_task
 
 from core import jobs
 from licensing import alerts
-from licensing.models import ExportJob
-from licensing.services import exports
+from licensing.models import ExportJob, ImportJob
+from licensing.services import exports, imports
 from licensing.services.licenses import expire_due_temporary_licenses
 
 
@@ -37,3 +37,20 @@ def purge_expired_exports() -> int:
     return exports.purge_expired_exports()
 
 
+
+
+@jobs.task_for(ImportJob)
+@shared_task(bind=True, name="licensing.tasks.run_import")
+def run_import(self, job_id: int) -> str:
+    """Import one job's files (``core.jobs.run``: safe to run twice or at once)."""
+    return jobs.run(ImportJob, job_id, task=self, work=imports.run_import_job)
+
+
+@shared_task(name="licensing.tasks.purge_import_files")
+def purge_import_files() -> int:
+    return imports.purge_import_files()
+
+
+@shared_task(name="licensing.tasks.alert_new_drift")
+def alert_new_drift() -> int:
+    return alerts.alert_new_drift()

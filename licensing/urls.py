@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from licensing.views import imports, licenses, machines, reissue, reports, transfers
+from licensing.views import imports, licenses, machines, reconciliation, reissue, reports, transfers
 
 urlpatterns = [
     # Licenses, key packs and the CSC phone book
@@ -32,6 +32,10 @@ urlpatterns = [
     # Reports, and imports of a license server's Export-Csv files
     path("reports/", reports.reports, name="reports"),
     path("imports/", imports.import_upload, name="import-upload"),
-    path("imports/<str:token>/", imports.import_preview, name="import-preview"),
-    path("imports/<str:token>/confirm/", imports.import_confirm, name="import-confirm"),
+    path("imports/jobs/<int:pk>/", imports.import_job, name="import-job"),
+    path("imports/jobs/<int:pk>/confirm/", imports.import_confirm_view, name="import-confirm"),
+    # Drift between the license servers and the portal
+    path("reconciliation/", reconciliation.DriftListView.as_view(), name="drift-list"),
+    path("reconciliation/<int:pk>/", reconciliation.drift_detail, name="drift-detail"),
+    path("reconciliation/<int:pk>/acknowledge/", reconciliation.drift_acknowledge_view, name="drift-acknowledge"),
 ]

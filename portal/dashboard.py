@@ -57,7 +57,11 @@ def dashboard(request):
         .order_by("-sequence")
         .first()
     )
+    open_drift = selectors.open_drift_by_server_and_kind()
     context = {
+        "open_drift": open_drift,
+        "open_drift_total": sum(row["n"] for row in open_drift),
+        "last_snapshot": selectors.latest_snapshot(),
         "chart": chart,
         "transfers_by_state": transfers,
         "open_transfers_total": sum(by_state.values()),

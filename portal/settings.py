@@ -236,6 +236,10 @@ SPECTACULAR_SETTINGS = {
         "ReissueStatusEnum": "licensing.choices.ReissueStatus",
         "MachineStatusEnum": "inventory.models.MachineStatus",
         "RemovalMethodEnum": "licensing.choices.RemovalMethod",
+        "LicenseKindEnum": "licensing.choices.LicenseKind",
+        "DriftKindEnum": "licensing.choices.DriftKind",
+        "DriftStateEnum": "licensing.choices.DriftState",
+        "JobStatusEnum": "core.jobs.JobStatus",
     },
 }
 
@@ -286,6 +290,14 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {
         "task": "core.tasks.verify_audit_chain",
         "schedule": crontab(minute=30, hour=2),
+    },
+    "alert-new-drift": {
+        "task": "licensing.tasks.alert_new_drift",
+        "schedule": crontab(minute="*/10"),
+    },
+    "purge-import-files": {
+        "task": "licensing.tasks.purge_import_files",
+        "schedule": crontab(minute=50),
     },
     "sweep-background-jobs": {
         "task": "core.tasks.sweep_background_jobs",

@@ -185,6 +185,11 @@ class ExportFile:
             self.wmi_class, "unknown"
         )
 
+    @property
+    def bytes_read(self) -> int:
+        """How much of the file has been read so far (for progress)."""
+        return self._source.size if self._source is not None else self.size
+
     def fail(self, message: str, line: int | None = None, code: str = "unreadable_file") -> None:
         self.readable = False
         self.problems.append(Problem(ERROR, self.name, line, "", message, code))

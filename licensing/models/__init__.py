@@ -13,6 +13,8 @@ from licensing.choices import (
     VERSIONS_WITH_BUILTIN_PRO_CAL,
     ActivationStatus,
     CalType,
+    DriftKind,
+    DriftState,
     KeyPackOrigin,
     LicenseEndReason,
     LicenseKind,
@@ -27,11 +29,20 @@ from licensing.choices import (
 from licensing.models.jobs import ExportJob
 from licensing.models.licenses import License, LicenseQuerySet
 from licensing.models.servers import KeyPack, KeyPackQuerySet, LicenseServer, issued_q
+from licensing.models.snapshots import (
+    CollectorBinding,
+    DriftItem,
+    ImportJob,
+    ImportRow,
+    PerUserIssuance,
+    Snapshot,
+)
 from licensing.models.workflow import CscContact, ReissueRequest, TransferRequest
 
 __all__ = [
     "ISSUED_STATUSES", "OPEN_TRANSFER_STATUSES", "VERSIONS_WITH_BUILTIN_PRO_CAL", "ActivationStatus", "CalType",
-    "CscContact", "ExportJob", "KeyPack", "KeyPackOrigin", "KeyPackQuerySet", "License", "LicenseEndReason",
+    "CollectorBinding", "CscContact", "DriftItem", "DriftKind", "DriftState", "ExportJob", "ImportJob", "ImportRow",
+    "PerUserIssuance", "Snapshot", "KeyPack", "KeyPackOrigin", "KeyPackQuerySet", "License", "LicenseEndReason",
     "LicenseKind", "LicenseProgram", "LicenseQuerySet", "LicenseServer", "LicenseStatus", "ReissueChannel",
     "ReissueRequest", "ReissueStatus", "RemovalMethod", "TransferRequest", "TransferStatus", "WindowsVersion",
     "issued_q",

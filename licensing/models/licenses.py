@@ -64,6 +64,10 @@ class License(models.Model):
         help_text="The license this one replaced through a one-time transfer.",
     )
     hardware_id = models.CharField(max_length=128, blank=True)
+    last_seen_snapshot = models.ForeignKey(
+        "licensing.Snapshot", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The latest snapshot of its license server that listed it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = LicenseQuerySet.as_manager()

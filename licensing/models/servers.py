@@ -103,6 +103,10 @@ class KeyPack(models.Model):
     )
     description = models.CharField(max_length=255, blank=True)
     notes = models.TextField(blank=True)
+    last_seen_snapshot = models.ForeignKey(
+        "licensing.Snapshot", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The latest snapshot of its license server that listed it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = KeyPackQuerySet.as_manager()

@@ -21,6 +21,6 @@ from licensing.reports.catalog import (
 )
 
 __all__ = [
-    "AUDIT_TRAIL", "COMPLIANCE", "LICENSES", "LIST_ONLY_PARAMS", "REISSUE_REQUESTS", "REPORTS", "TRANSFERS",
+    "AUDIT_TRAIL", "COMPLIANCE", "DRIFT", "LICENSES", "LIST_ONLY_PARAMS", "REISSUE_REQUESTS", "REPORTS", "TRANSFERS",
     "Column", "InvalidFilters", "Report", "get_report", "neutralise", "parse_moment", "since_until_filters",
 ]

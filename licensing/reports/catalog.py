@@ -7,7 +7,7 @@ from core.models import AuditEvent
 from core.tables import AUDIT_EVENTS
 from licensing import models as m
 from licensing import tables
-from licensing.filtersets import LicenseFilterSet, ReissueRequestFilterSet, TransferFilterSet
+from licensing.filtersets import DriftItemFilterSet, LicenseFilterSet, ReissueRequestFilterSet, TransferFilterSet
 from licensing.reports.base import (
     CHOICE,
     CHUNK_SIZE,
@@ -150,8 +150,20 @@ REISSUE_REQUESTS = Report(
 )
 
 
+DRIFT = Report(
+    name="drift",
+    title="Reconciliation drift",
+    description="Where the license servers and the portal disagree, each item from the snapshot that first showed "
+    "it to the last, with its state.",
+    page_filters=("state", "kind", "license_server", "product_version", "q"),
+    filterset_class=DriftItemFilterSet,
+    base_queryset=lambda: m.DriftItem.objects.order_by("id"),
+    columns=tables.DRIFT_ITEMS.report_columns,
+)
+
+
 REPORTS: dict[str, Report] = {
-    report.name: report for report in (AUDIT_TRAIL, LICENSES, COMPLIANCE, TRANSFERS, REISSUE_REQUESTS)
+    report.name: report for report in (AUDIT_TRAIL, LICENSES, COMPLIANCE, TRANSFERS, REISSUE_REQUESTS, DRIFT)
 }
 
 

@@ -10,6 +10,7 @@ formats a text cell that a spreadsheet would read as a formula is neutralised
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -209,7 +210,7 @@ def write_xlsx(report: Report, filters: Mapping[str, str], path: Path, *,
 
 def _new_sheet(workbook, report: Report, number: int, header_format):
     # Sheet names are at most 31 characters and may not hold []:*?/\
-    base = report.title[:24]
+    base = re.sub(r"[\[\]:*?/\\]", " ", report.title)[:24].strip()
     sheet = workbook.add_worksheet(base if number == 1 else f"{base} ({number})")
     for col, column in enumerate(report.columns):
         sheet.set_column(col, col, column.width)

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from core.models import AuditEvent
-from licensing.models import KeyPack, License
+from licensing.models import ImportJob, KeyPack, License, Snapshot
 
 FILES = Path(__file__).parent / "import_files"
 
@@ -38,13 +38,15 @@ def test_dry_run_then_import(server, admin_user):
     assert AuditEvent.objects.get(action="import.completed").actor == "alice"
 
 
-def test_errors_refuse_the_import_unless_bad_rows_are_skipped(server):
-    with pytest.raises(CommandError, match="refused: nothing was imported: 3 errors"):
+def test_any_problem_refuses_the_whole_import(server):
+    with pytest.raises(CommandError, match="refused: nothing was imported: 3 errors") as info:
         command("--server", "TSLS-HQ", *paths("keypacks_ps51.csv", "issued_truncated.csv"))
-    assert not KeyPack.objects.exists()
-    out = command("--server", "TSLS-HQ", "--skip-bad-rows", *paths("keypacks_ps51.csv", "issued_truncated.csv"))
-    assert "ERROR: issued_truncated.csv, line 4: The row cannot be read" in out
-    assert KeyPack.objects.count() == 2
+    assert not KeyPack.objects.exists() and not Snapshot.objects.exists()
+    job = ImportJob.objects.get()
+    assert (job.status, job.problem_count, job.dry_run) == ("failed", 3, False)
+    assert {(p["file"], p["code"]) for p in job.problems} >= {("issued_truncated.csv", "bad_row")}
+    assert all(set(p) == {"file", "line", "column", "code", "detail"} for p in job.problems)
+    assert "import job #" in str(info.value)
 
 
 def test_unknown_server_unreadable_file_and_non_admin_actor(server, requester):

@@ -31,7 +31,7 @@ from licensing.importers.export_csv import (
     read_export,
     read_export_bytes,
 )
-from licensing.models import CalType, KeyPack, License, LicenseProgram, WindowsVersion
+from licensing.models import CalType, KeyPack, License, LicenseProgram, PerUserIssuance, WindowsVersion
 from licensing.services.imports import license_server_import
 from licensing.tests.factories import LicenseServerFactory
 
@@ -203,21 +203,21 @@ def test_a_license_issued_to_nobody_is_a_problem_of_its_row():
     assert "names neither a computer nor a user" in problem.message
 
 
-def test_the_import_skips_per_user_issuances_quietly(server_east):
+def test_the_import_records_per_user_issuances_and_never_refuses_them(server_east):
     report = license_server_import(server_name="TSLS-EAST", actor="alice", files=[
         (name, (FILES / name).read_bytes())
         for name in ("keypacks_ps51_builtin_unicode.csv", "issued_ps51_per_user.csv")
     ])
 
     assert report.committed and report.errors == []
-    per_user = [p for p in report.skipped if p.code == "per_user_issuance"]
-    assert [(p.file, p.line, p.column) for p in per_user] == [
-        ("issued_ps51_per_user.csv", 4, "sIssuedToUser"), ("issued_ps51_per_user.csv", 5, "sIssuedToUser"),
-    ]
-    assert per_user[0].message == (
-        "LicenseId 2 is a per-user CAL issued to CONTOSO\\bob; per-user issuances are not imported."
-    )
+    # Inventory only (rule 2): per-user issuances, never a machine's CAL.
     assert list(License.objects.values_list("license_id", "machine__hostname")) == [(1, "WS-0101")]
+    issuances = PerUserIssuance.objects.order_by("license_id")
+    assert [(i.license_id, i.user, i.key_pack.key_pack_id, i.product_version) for i in issuances] == [
+        (2, "CONTOSO\\bob", 5, WindowsVersion.WINDOWS_SERVER_2008_R2),
+        (3, "CONTOSO\\carol", 5, WindowsVersion.WINDOWS_SERVER_2008_R2),
+    ]
+    assert report.created["per_user_issuance"] == 2
 
 
 # 4. "Never expires" -------------------------------------------------------------------

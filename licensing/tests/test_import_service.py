@@ -11,12 +11,16 @@ from core.audit import audit_verify_chain
 from core.models import AuditEvent
 from inventory.models import ClientMachine, OsEdition
 from licensing.models import (
+    DriftItem,
+    DriftKind,
+    DriftState,
     KeyPack,
     License,
     LicenseEndReason,
     LicenseKind,
     LicenseProgram,
     LicenseStatus,
+    Snapshot,
     WindowsVersion,
 )
 from licensing.services.imports import license_server_import
@@ -113,10 +117,13 @@ def test_importing_the_same_export_twice_changes_nothing(server, admin_user):
 
     second = run("keypacks_ps51_utf16.csv", "issued_ps51_bom.csv", actor=admin_user)
 
-    assert second.committed and second.changes == 0 and second.events_written == 0
+    # Every import is a snapshot: its own event is the only new one.
+    assert second.committed and second.changes == 0 and second.events_written == 1
     assert second.outcome == "nothing to change"
     assert second.unchanged == {"key_pack": 2, "license": 3}
-    assert snapshot() == before
+    assert snapshot()[:-1] == before[:-1] and snapshot()[-1] == before[-1] + 1
+    assert AuditEvent.objects.order_by("-sequence").first().action == "import.completed"
+    assert Snapshot.objects.count() == 2
 
 
 def test_a_newer_export_updates_what_changed(server, admin_user):
@@ -125,24 +132,29 @@ def test_a_newer_export_updates_what_changed(server, admin_user):
     report = run("keypacks_ps51_later.csv", "issued_ps51_later.csv", actor=admin_user)
 
     assert report.committed
-    assert (report.created, report.updated) == ({"machine": 1, "license": 1}, {"key_pack": 1, "license": 1})
-    assert KeyPack.objects.get(key_pack_id=4).total_licenses == 8
+    assert (report.created, report.ended) == ({"machine": 1, "license": 1}, {"license": 1})
+    # The portal's total is the purchase record: the server's other total is drift, not an update.
+    assert KeyPack.objects.get(key_pack_id=4).total_licenses == 5
+    mismatch = DriftItem.objects.get(kind=DriftKind.PACK_COUNT_MISMATCH)
+    assert "TotalLicenses 8 on the server, 5 in the portal" in mismatch.detail
     revoked = License.objects.get(license_id=1)
     assert (revoked.status, revoked.end_reason) == (LicenseStatus.EXPIRED, LicenseEndReason.IMPORTED)
     assert revoked.ended_at is not None
     assert License.objects.get(license_id=6).machine.hostname == "WS-0006"
     updated = AuditEvent.objects.get(action="import.license_updated")
     assert updated.data["changes"]["status"] == ["active", "expired"]
-    assert AuditEvent.objects.filter(action="import.key_pack_updated").get().data["changes"] == {
-        "total_licenses": [5, 8]
-    }
 
-    partial = run("keypacks_ps51.csv", "issued_ps7_dmy.csv", date_order="dmy", actor=admin_user)
-    assert [(p.code, p.message) for p in partial.warnings if p.code == "not_in_export"] == [(
-        "not_in_export",
-        "2 active licenses recorded for TSLS-HQ are not in this export (LicenseId 2, 6); they are "
-        "left as recorded.",
-    )]
+    # CALs an earlier snapshot listed and this one does not: the server ended them, so the portal does.
+    later = (FILES / "issued_ps51_later.csv").read_text().splitlines(keepends=True)
+    without = "".join(line for line in later if 'LicenseId=2"' not in line and 'LicenseId=6"' not in line)
+    partial = license_server_import(server_name="TSLS-HQ", actor=admin_user,
+                                    files=files("keypacks_ps51_later.csv") + [("issued.csv", without.encode())])
+    assert partial.committed and partial.ended == {"license": 2}
+    for license_id in (2, 6):
+        gone = License.objects.get(license_id=license_id)
+        assert (gone.status, gone.end_reason) == (LicenseStatus.EXPIRED, LicenseEndReason.ABSENT_ON_SERVER)
+    missing = DriftItem.objects.filter(kind=DriftKind.LICENSE_MISSING_ON_SERVER)
+    assert sorted(missing.values_list("license__license_id", flat=True)) == [2, 6]
     assert audit_verify_chain().ok
 
 
@@ -184,12 +196,7 @@ def test_unknown_product_version_refuses_the_whole_file_set(server_2019):
     assert codes(report) == [("keypacks_unknown_version.csv", 3, "ProductVersion", "bad_value")]
     assert "Unknown ProductVersion 'Windows Server 2030'" in report.errors[0].message
     assert not KeyPack.objects.exists() and not License.objects.exists()
-    assert not AuditEvent.objects.exists()
-
-    skipped = run("keypacks_unknown_version.csv", server="TSLS-2019", skip_bad_rows=True)
-    assert skipped.committed
-    assert list(KeyPack.objects.values_list("key_pack_id", flat=True)) == [7]
-    assert AuditEvent.objects.get(action="import.completed").data["bad_rows_skipped"] == 1
+    assert not AuditEvent.objects.exists() and not Snapshot.objects.exists()
 
 
 def test_an_import_never_oversells_a_pack(server_2019):
@@ -197,7 +204,6 @@ def test_an_import_never_oversells_a_pack(server_2019):
 
     assert not report.committed
     assert codes(report) == [
-        ("issued_ps7.csv", 2, "KeyPackId", "key_pack_blocked"),
         ("issued_ps7.csv", 3, "KeyPackId", "no_licenses_available"),
         ("issued_ps7.csv", 4, "KeyPackId", "unknown_key_pack"),  # pseudo-pack 9 is not in the set
         ("keypacks_oversold.csv", 2, "TotalLicenses", "no_licenses_available"),
@@ -206,25 +212,23 @@ def test_an_import_never_oversells_a_pack(server_2019):
     assert oversold == [
         "Key pack 7 on TSLS-2019 has no licenses available (1 of 1 issued).",
         "Key pack 7 on TSLS-2019 would be oversold: the export lists 2 active licenses from it, "
-        "but TotalLicenses is 1.",
+        "but it holds 1.",
     ]
     assert [p.code for p in report.warnings] == ["issued_count_mismatch"]
     assert not License.objects.exists()
 
 
-def test_a_machine_never_gets_two_active_cals_of_one_product(server_2019):
+def test_a_second_cal_the_server_issued_to_one_host_is_duplicate_issuance(server_2019):
     report = run("keypacks_ps7.csv", "issued_duplicate_machine.csv", server="TSLS-2019")
 
-    assert not report.committed
-    assert codes(report) == [("issued_duplicate_machine.csv", 3, "sIssuedToComputer", "machine_already_licensed")]
-    assert report.errors[0].message.startswith(
-        "Machine rds-client-31 already holds active permanent CAL LicenseId 31"
-    )
-
-    kept = run("keypacks_ps7.csv", "issued_duplicate_machine.csv", server="TSLS-2019", skip_bad_rows=True)
-    assert kept.committed
+    # The server's listing is the truth about issuance: never a reason to refuse the file. The
+    # portal keeps one active CAL for the host (rule 4) and reports the second.
+    assert report.committed and report.errors == []
+    assert ("issued_duplicate_machine.csv", 3, "sIssuedToComputer", "duplicate_issuance") in codes(report, "skipped")
     assert list(License.objects.values_list("license_id", flat=True)) == [31]
     assert ClientMachine.objects.filter(hostname__iexact="rds-client-31").count() == 1
+    item = DriftItem.objects.get(kind=DriftKind.DUPLICATE_ISSUANCE)
+    assert item.machine.hostname.lower() == "rds-client-31" and item.state == DriftState.OPEN
 
 
 def test_a_permanent_cal_ends_the_machines_temporary_one(server_2019, admin_user):
@@ -256,15 +260,12 @@ def test_truncated_file(server_2019):
     report = run("keypacks_ps7.csv", "issued_truncated.csv", server="TSLS-2019")
     assert not report.committed
     assert codes(report) == [("issued_truncated.csv", 4, "", "bad_row")]
-
-    kept = run("keypacks_ps7.csv", "issued_truncated.csv", server="TSLS-2019", skip_bad_rows=True)
-    assert kept.committed
-    assert sorted(License.objects.values_list("license_id", flat=True)) == [11, 12]
+    assert not License.objects.exists() and not Snapshot.objects.exists()
 
 
 def test_files_that_are_not_exports_are_never_skipped(server_2019):
     report = license_server_import(
-        server_name="TSLS-2019", actor="alice", skip_bad_rows=True,
+        server_name="TSLS-2019", actor="alice",
         files=files("keypacks_ps7.csv", "random.txt") + [("cal.bin", bytes(range(256)))],
     )
     assert not report.committed
@@ -276,7 +277,7 @@ def test_dry_run_reports_and_writes_nothing(server):
     report = run("keypacks_ps51.csv", "issued_ps51.csv", dry_run=True)
 
     assert not report.committed and report.outcome == "dry run: nothing was written"
-    assert report.planned_created == {"machine": 3, "key_pack": 2, "license": 3}
+    assert report.created == {"machine": 3, "key_pack": 2, "license": 3}
     assert "create key pack 4: 5 per device CALs, Windows Server 2003, select" in report.actions
     assert snapshot() == (0, 0, [], [], 0)
 

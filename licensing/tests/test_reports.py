@@ -1,6 +1,7 @@
 import csv
 import io
 from datetime import UTC, timedelta
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -13,6 +14,7 @@ from core.models import AuditEvent
 from licensing.models import RemovalMethod, WindowsVersion
 from licensing.reports import REPORTS, writers
 from licensing.reports.writers import write_csv
+from licensing.services.imports import license_server_import
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
 from licensing.services.reissue import reissue_log_call
 from licensing.services.transfers import (
@@ -88,9 +90,20 @@ def portfolio(admin_user, second_admin, requester, server, key_pack, machine):
     }
 
 
+@pytest.fixture
+def drifted(admin_user):
+    """A snapshot of a server's key packs, which lacks the pack the portal records: drift."""
+    snapped = LicenseServerFactory(name="TSLS-SNAP", windows_version=WindowsVersion.WINDOWS_SERVER_2003)
+    KeyPackFactory(license_server=snapped, key_pack_id=777, product_version=WindowsVersion.WINDOWS_SERVER_2003)
+    imported = license_server_import(server_name=snapped.name, actor=admin_user, files=[
+        ("keypacks.csv", (Path(__file__).parent / "import_files" / "keypacks_ps51.csv").read_bytes())])
+    assert imported.committed
+    return imported
+
+
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 @pytest.mark.parametrize("name", list(REPORTS))
-def test_each_report_downloads_with_human_headers(portfolio, auditor, name, fmt):
+def test_each_report_downloads_with_human_headers(portfolio, drifted, auditor, name, fmt):
     table = download(client_for(auditor), name, fmt)
     assert table[0] == REPORTS[name].headers
     assert len(table) > 1

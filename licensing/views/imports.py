@@ -1,38 +1,21 @@
-"""The upload page for license server exports: upload, preview (a dry run), confirm.
-
-The uploaded files wait in the imports storage between the preview and the confirmation,
-under a random token bound to the administrator who uploaded them. The confirmation
-runs the same service as the preview, for real.
-"""
-
-import hashlib
-import json
-import secrets
-from datetime import date, timedelta
-from pathlib import Path
+"""The import pages: upload (a preview job), the job's page with its progress, its report and
+the confirmation, and the history of snapshots."""
 
 from django import forms
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.base import ContentFile
-from django.http import Http404
-from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import roles
-from core.files import import_storage
+from core.jobs import JobStatus
+from core.views import attach_errors
 from licensing.importers.wmi import DATE_ORDER_EXAMPLES, DATE_ORDERS
-from licensing.models import LicenseServer
-from licensing.services.imports import license_server_import
+from licensing.models import ImportJob, LicenseServer, Snapshot
+from licensing.services.imports import import_confirm, import_start
 
 PROBLEMS_SHOWN = 200
-UPLOAD_MAX_AGE_SECONDS = 24 * 3600
-TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-
-
-def _delete_upload(store, token: str) -> None:
-    for name in store.listdir(token)[1]:
-        store.delete(f"{token}/{name}")
+HISTORY_SHOWN = 30
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -58,21 +41,17 @@ class ImportUploadForm(forms.Form):
     )
     files = MultipleFileField(
         label="Export files",
-        help_text="Export-Csv files of Win32_TSLicenseKeyPack and Win32_TSIssuedLicense "
-        "(UTF-8 or UTF-16).",
+        help_text="Export-Csv files of Win32_TSLicenseKeyPack and Win32_TSIssuedLicense (UTF-8 or UTF-16).",
     )
     date_order = forms.ChoiceField(
         choices=[(order, f"{order} (e.g. {DATE_ORDER_EXAMPLES[order]})") for order in DATE_ORDERS],
         initial="mdy", label="Date order",
-        help_text="For PowerShell 7 exports, whose dates follow the exporting machine's locale.",
+        help_text="For PowerShell 7 exports, whose dates follow the exporting machine's culture.",
     )
     installed_on = forms.DateField(
         required=False, label="Installed on",
         help_text="Recorded for new key packs (the export has no install date); default today.",
         widget=forms.DateInput(attrs={"type": "date"}),
-    )
-    skip_bad_rows = forms.BooleanField(
-        required=False, label="Skip the rows with errors and import the rest",
     )
 
 
@@ -81,126 +60,64 @@ def _require_admin(request):
         raise PermissionDenied("Only license administrators import license server exports.")
 
 
-def _clean_old_uploads(store) -> None:
-    cutoff = timezone.now() - timedelta(seconds=UPLOAD_MAX_AGE_SECONDS)
-    try:
-        tokens = store.listdir("")[0]
-    except FileNotFoundError:  # a local storage's folder is made by its first file
-        return
-    for token in tokens:
-        manifest = f"{token}/manifest.json"
-        if not store.exists(manifest) or store.get_modified_time(manifest) < cutoff:
-            _delete_upload(store, token)
-
-
-def _load(request, token: str) -> tuple[str, dict]:
-    if not token or not set(token) <= TOKEN_CHARS:
-        raise Http404("No such upload.")
-    store = import_storage()
-    try:
-        with store.open(f"{token}/manifest.json", "rb") as handle:
-            manifest = json.loads(handle.read())
-    except (OSError, ValueError):
-        raise Http404("This upload has expired; upload the files again.") from None
-    if manifest["user"] != request.user.get_username():
-        raise Http404("No such upload.")
-    return token, manifest
-
-
-def _run(request, token: str, manifest: dict, *, dry_run: bool):
-    files = []
-    store = import_storage()
-    for stored in manifest["files"]:
-        with store.open(f"{token}/{stored['stored']}", "rb") as handle:
-            data = handle.read()
-        if hashlib.sha256(data).hexdigest() != stored["sha256"]:
-            raise Http404("The uploaded files changed; upload them again.")
-        files.append((stored["name"], data))
-    installed_on = manifest.get("installed_on")
-    return license_server_import(
-        server_name=manifest["server"], files=files, actor=request.user,
-        date_order=manifest["date_order"], skip_bad_rows=manifest["skip_bad_rows"],
-        dry_run=dry_run, installed_on=date.fromisoformat(installed_on) if installed_on else None,
-    )
-
-
-def _context(report, manifest, token):
-    problems = report.problems
-    return {
-        "title": "Import a license server export",
-        "report": report,
-        "manifest": manifest,
-        "token": token,
-        "problems": problems[:PROBLEMS_SHOWN],
-        "problems_hidden": max(0, len(problems) - PROBLEMS_SHOWN),
-        "counts": [
-            (kind.replace("_", " "),
-             (report.created if report.committed else report.planned_created)[kind],
-             (report.updated if report.committed else report.planned_updated)[kind],
-             report.unchanged[kind])
-            for kind in ("machine", "key_pack", "license")
-        ],
-        "importable": all(f.readable for f in report.files)
-        and (not report.errors or manifest["skip_bad_rows"]),
-    }
-
-
 @require_http_methods(["GET", "POST"])
 def import_upload(request):
+    """Upload files: they are read by a preview job (nothing is written until confirmed)."""
     _require_admin(request)
     form = ImportUploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        store = import_storage()
-        _clean_old_uploads(store)
-        token = secrets.token_urlsafe(18)
-        stored = []
-        for index, upload in enumerate(form.cleaned_data["files"]):
-            digest = hashlib.sha256()
-            for chunk in upload.chunks():
-                digest.update(chunk)
-            upload.seek(0)
-            name = store.save(f"{token}/{index}.upload", upload)
-            stored.append({"name": Path(upload.name).name, "stored": name.rsplit("/", 1)[-1],
-                           "sha256": digest.hexdigest()})
-        installed_on = form.cleaned_data["installed_on"]
-        manifest = {
-            "user": request.user.get_username(),
-            "server": form.cleaned_data["server"].name,
-            "date_order": form.cleaned_data["date_order"],
-            "skip_bad_rows": form.cleaned_data["skip_bad_rows"],
-            "installed_on": installed_on.isoformat() if installed_on else None,
-            "files": stored,
-        }
-        store.save(f"{token}/manifest.json", ContentFile(json.dumps(manifest).encode()))
-        return redirect("import-preview", token=token)
-    return _upload_page(request, form)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                job = import_start(
+                    license_server=data["server"], files=[(f.name, f) for f in data["files"]], actor=request.user,
+                    date_order=data["date_order"], installed_on=data["installed_on"], dry_run=True,
+                )
+            except ValidationError as exc:
+                attach_errors(form, exc)
+            else:
+                return redirect(job)
+    context = {
+        "form": form, "title": "Imports",
+        "jobs": ImportJob.objects.select_related("license_server", "requested_by").order_by("-pk")[:HISTORY_SHOWN],
+        "snapshots": Snapshot.objects.select_related("license_server", "sent_by", "import_job")
+        .order_by("-pk")[:HISTORY_SHOWN],
+    }
+    return render(request, "licensing/import_upload.html", context, status=status)
 
 
-def _upload_page(request, form, refusal=None):
-    return render(request, "licensing/import_upload.html",
-                  {"form": form, "refusal": refusal, "title": "Import a license server export"})
-
-
-@require_http_methods(["GET"])
-def import_preview(request, token):
+def import_job(request, pk):
+    """One import: its progress while it runs, then its report; a clean preview can be confirmed."""
     _require_admin(request)
-    token, manifest = _load(request, token)
-    try:
-        report = _run(request, token, manifest, dry_run=True)
-    except ValidationError as exc:
-        return _upload_page(request, ImportUploadForm(), refusal=" ".join(exc.messages))
-    return render(request, "licensing/import_preview.html", _context(report, manifest, token))
+    job = get_object_or_404(ImportJob.objects.select_related("license_server", "requested_by", "preview_of"), pk=pk)
+    summary = job.summary or {}
+    snapshot = Snapshot.objects.filter(import_job=job).first()
+    confirmed = job.confirmations.order_by("-pk").first()
+    return render(request, "licensing/import_job.html", {
+        "job": job, "summary": summary, "snapshot": snapshot, "confirmed": confirmed,
+        "finished": job.is_finished,
+        "problems": job.problems[:PROBLEMS_SHOWN],
+        "problems_hidden": max(0, job.problem_count - PROBLEMS_SHOWN),
+        "counts": [
+            (kind.replace("_", " "), *(summary.get(what, {}).get(kind, 0)
+                                       for what in ("created", "updated", "ended", "unchanged")))
+            for kind in ("machine", "key_pack", "license", "per_user_issuance")
+        ],
+        "confirmable": job.dry_run and job.status == JobStatus.DONE and not job.problem_count and confirmed is None,
+        "title": f"Import #{job.pk}",
+    })
 
 
 @require_POST
-def import_confirm(request, token):
+def import_confirm_view(request, pk):
     _require_admin(request)
-    token, manifest = _load(request, token)
+    preview = get_object_or_404(ImportJob, pk=pk)
     try:
-        report = _run(request, token, manifest, dry_run=False)
+        job = import_confirm(preview=preview, actor=request.user)
     except ValidationError as exc:
-        return _upload_page(request, ImportUploadForm(), refusal=" ".join(exc.messages))
-    if report.committed:
-        _delete_upload(import_storage(), token)
-    return render(request, "licensing/import_result.html", _context(report, manifest, token),
-                  status=200 if report.committed else 409)
+        messages.error(request, " ".join(exc.messages))
+        return redirect(preview)
+    messages.success(request, f"Import #{job.pk} started: the files of preview #{preview.pk}, for real.")
+    return redirect(job)

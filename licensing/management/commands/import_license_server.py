@@ -1,13 +1,15 @@
-"""Import key packs and issued licenses from a TS license server's Export-Csv files.
+"""Import a TS license server's Export-Csv files from the shell: a snapshot, like an upload.
 
 On the license server, for example:
 
     Get-WmiObject Win32_TSLicenseKeyPack | Export-Csv keypacks.csv
     Get-WmiObject Win32_TSIssuedLicense | Export-Csv issued.csv
 
-then ``manage.py import_license_server --server TSLS-HQ keypacks.csv issued.csv``.
+then ``manage.py import_license_server --server TSLS-HQ keypacks.csv issued.csv``. The import
+runs here, as the same background job the page and the API start, with its progress shown.
 """
 
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -17,14 +19,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core import roles
 from licensing.importers.wmi import DATE_ORDERS
-from licensing.services.imports import license_server_import
+from licensing.models import LicenseServer
+from licensing.services.imports import import_start, run_now
 
 
 class Command(BaseCommand):
     help = (
-        "Import what a TS license server holds from Export-Csv files of Win32_TSLicenseKeyPack "
-        "and Win32_TSIssuedLicense. A file set with any error imports nothing unless "
-        "--skip-bad-rows is given."
+        "Import what a TS license server holds from Export-Csv files of Win32_TSLicenseKeyPack and "
+        "Win32_TSIssuedLicense: a snapshot, reconciled with the portal. A file set with any problem imports "
+        "nothing."
     )
 
     def add_arguments(self, parser):
@@ -34,10 +37,8 @@ class Command(BaseCommand):
             "--date-order", choices=DATE_ORDERS, default="mdy",
             help="Order of day, month and year in locale dates (PowerShell 7 exports); default mdy (en-US).",
         )
-        parser.add_argument("--skip-bad-rows", action="store_true",
-                            help="Import the good rows and skip the rows with errors.")
         parser.add_argument("--dry-run", action="store_true",
-                            help="Show what would be created, updated or skipped; write nothing.")
+                            help="Show what would be created, updated or ended, and the drift; write nothing.")
         parser.add_argument(
             "--installed-on", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
             help="Installation date recorded for new key packs (the class has none); default today.",
@@ -52,45 +53,58 @@ class Command(BaseCommand):
             if user is None or not roles.is_admin(user):
                 raise CommandError(f"{options['actor']!r} is not an administrator.")
             actor = user
-        files = []
-        for name in options["files"]:
-            path = Path(name)
-            try:
-                files.append((path.name, path.read_bytes()))
-            except OSError as exc:
-                raise CommandError(f"Cannot read {name}: {exc.strerror}.") from exc
+        server = LicenseServer.objects.filter(name__iexact=options["server"]).first()
+        if server is None:
+            raise CommandError(f"There is no license server named {options['server']!r}; add it first.")
+        handles = []
         try:
-            report = license_server_import(
-                server_name=options["server"], files=files, actor=actor,
-                date_order=options["date_order"], skip_bad_rows=options["skip_bad_rows"],
-                dry_run=options["dry_run"], installed_on=options["installed_on"],
-            )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from exc
+            for name in options["files"]:
+                try:
+                    handles.append((Path(name).name, open(name, "rb")))  # noqa: SIM115 - closed below
+                except OSError as exc:
+                    raise CommandError(f"Cannot read {name}: {exc.strerror}.") from exc
+            try:
+                job = import_start(license_server=server, files=handles, actor=actor,
+                                   date_order=options["date_order"], dry_run=options["dry_run"],
+                                   installed_on=options["installed_on"], enqueue=False)
+            except ValidationError as exc:
+                raise CommandError(" ".join(exc.messages)) from exc
+        finally:
+            for _, handle in handles:
+                handle.close()
+        report = run_now(job, on_progress=self._progress)
+        self._show(job, report)
+
+    def _progress(self, percent: int) -> None:
+        if self.stdout.isatty():
+            self.stdout.write(f"\r  {percent:3d}% ", ending="")
+            sys.stdout.flush()
+
+    def _show(self, job, report) -> None:
         out = self.stdout
+        if out.isatty():
+            out.write("\r")
         for export in report.files:
-            out.write(
-                f"{export.name}: {export.wmi_class or 'not recognised'}, {export.style or '-'}, "
-                f"{export.encoding or '-'}, {len(export.rows)} rows, sha256 {export.sha256}"
-            )
+            out.write(f"{export.name}: {export.wmi_class or 'not recognised'}, {export.style or '-'}, "
+                      f"{export.encoding or '-'}, {export.row_count} rows, sha256 {export.sha256}")
         for problem in report.problems:
             out.write(f"{problem.level.upper()}: {problem}")
-        if report.dry_run or report.committed:
-            created = report.created if report.committed else report.planned_created
-            updated = report.updated if report.committed else report.planned_updated
-            verb = "" if report.committed else "would be "
-            for kind in ("machine", "key_pack", "license"):
-                out.write(
-                    f"{kind.replace('_', ' ')}s: {created[kind]} {verb}created, "
-                    f"{updated[kind]} {verb}updated"
-                )
+        verb = "" if report.committed else "would be "
+        if report.committed or not report.refused:
+            for kind in ("machine", "key_pack", "license", "per_user_issuance"):
+                out.write(f"{kind.replace('_', ' ')}s: {report.created[kind]} {verb}created, "
+                          f"{report.updated[kind]} {verb}updated, {report.ended[kind]} {verb}ended")
+            out.write(f"drift: {report.drift.get('opened', 0)} {verb}opened, "
+                      f"{report.drift.get('resolved', 0)} {verb}resolved")
         if report.dry_run:
             for action in report.actions:
                 out.write(f"  {action}")
         summary = (
-            f"{report.outcome}: {len(report.errors)} errors, {len(report.skipped)} rows not "
-            f"imported, {len(report.warnings)} warnings; {report.events_written} audit events."
+            f"{report.outcome}: {report.error_count} errors, {sum(report.skipped_codes.values())} rows not imported, "
+            f"{report.problem_counts['warning']} warnings; {report.events_written if report.committed else 0} "
+            f"audit events (import job #{job.pk}"
+            + (f", snapshot #{report.snapshot_id})." if report.snapshot_id else ").")
         )
-        if not report.committed and not report.dry_run:
-            raise CommandError(summary + " Fix the errors or use --skip-bad-rows.")
+        if report.refused:
+            raise CommandError(summary + " Fix the problems and import again.")
         out.write(summary)

@@ -1,11 +1,11 @@
-"""What an import plans, row by row: packs, machines and licenses to create or update,
-and what the portal already records of them (plain values, no model instances)."""
+"""What an import plans, row by row: packs and licenses to create or update, and what the
+portal already records of them (plain values, not model instances)."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from licensing.importers.export_csv import ExportFile, IssuedLicenseRow, KeyPackRow
-from licensing.models import KeyPack, LicenseStatus
+from licensing.importers.export_csv import ExportFile, KeyPackRow
+from licensing.models import ImportRow, KeyPack, LicenseStatus
 
 
 @dataclass
@@ -15,7 +15,7 @@ class PackPlan:
     existing: KeyPack | None
     changes: dict = field(default_factory=dict)
     blocked: bool = False
-    instance: KeyPack | None = None
+    instance: KeyPack | None = None  # the row, once written
 
     @property
     def total(self) -> int:
@@ -24,8 +24,6 @@ class PackPlan:
 
 @dataclass(slots=True)
 class RecordedMachine:
-    """The columns of a recorded client machine the plan needs (no model instances)."""
-
     pk: int
     hostname: str
     status: str
@@ -34,7 +32,7 @@ class RecordedMachine:
 
 @dataclass(slots=True)
 class RecordedLicense:
-    pk: int
+    pk: int | None
     machine_id: int
     key_pack_id: int | None
     kind: str
@@ -43,38 +41,37 @@ class RecordedLicense:
     hardware_id: str
     expires_at: datetime | None
     product_version: str
+    license_id: int | None
 
 
 LICENSE_COLUMNS = (
-    "pk", "machine_id", "key_pack_id", "kind", "status", "end_reason", "hardware_id",
-    "expires_at", "product_version",
+    "pk", "machine_id", "key_pack_id", "kind", "status", "end_reason", "hardware_id", "expires_at",
+    "product_version", "license_id",
 )
 
 
-@dataclass
-class NewMachine:
-    hostname: str
-    hardware_id: str
-    file: str
-    line: int
-    pk: int | None = None
-
-
-@dataclass
+@dataclass(slots=True)
 class NewLicense:
     file: str
-    row: IssuedLicenseRow
-    machine: object  # RecordedMachine or NewMachine
+    row: ImportRow
+    machine: RecordedMachine
     kind: str
     product_version: str
-    pack: object | None  # KeyPack or PackPlan
+    pack: KeyPack | None
     status: str = LicenseStatus.ACTIVE
     expires_at: datetime | None = None
     ended_at: datetime | None = None
     end_reason: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
+class NewPerUser:
+    file: str
+    row: ImportRow
+    pack: KeyPack
+
+
+@dataclass(slots=True)
 class LicenseUpdate:
     license_pk: int
     changes: dict
