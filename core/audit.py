@@ -7,12 +7,13 @@ the head row is held for as short a time as possible.
 """
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from core.models import AuditChainHead, AuditEvent
@@ -33,16 +34,28 @@ def actor_name(actor) -> str:
 _ENCODER = DjangoJSONEncoder()
 
 
+_PLAIN = (str, int, bool, float, type(None))
+
+
 def json_safe(value):
     """The value as JSON will store it (what is hashed is exactly what the database keeps):
     string keys, lists for tuples, and dates, decimals and UUIDs as DjangoJSONEncoder writes
     them. Equal to a json.dumps/json.loads round trip, without the round trip."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {key if type(key) is str else str(key): json_safe(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [json_safe(item) for item in value]
+    if isinstance(value, str):  # e.g. a TextChoices member: stored as its value
+        return str(value)
+    if isinstance(value, bool | int | float):
+        return value
     if isinstance(value, dict):
-        return {str(key): json_safe(item) for key, item in value.items()}
+        return json_safe(dict(value))
     if isinstance(value, list | tuple):
         return [json_safe(item) for item in value]
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
     return _ENCODER.default(value)
 
 
@@ -107,7 +120,7 @@ def object_ref(obj: models.Model) -> tuple[str, str]:
     return obj._meta.model_name, str(obj.pk)
 
 
-def _next_event(
+def _next_fields(
     head: AuditChainHead,
     *,
     actor,
@@ -120,7 +133,7 @@ def _next_event(
     refs: dict[str, list] | None = None,
     occurred_at: datetime | None = None,
 ) -> AuditEvent:
-    """Build the event that follows ``head`` and move the (locked) head on to it."""
+    """The fields of the event that follows ``head``; the (locked) head moves on to it."""
     if obj is not None:
         object_type, object_id = object_ref(obj)
     data = dict(data or {})
@@ -137,10 +150,10 @@ def _next_event(
         "data": json_safe(data),
         "prev_hash": head.last_hash,
     }
-    event = AuditEvent(hash=compute_hash(**fields), **fields)
-    head.last_sequence = event.sequence
-    head.last_hash = event.hash
-    return event
+    fields["hash"] = compute_hash(**fields)
+    head.last_sequence = fields["sequence"]
+    head.last_hash = fields["hash"]
+    return fields
 
 
 def _require_transaction() -> None:
@@ -168,10 +181,10 @@ def audit_record(
     """
     _require_transaction()
     head = _lock_head()
-    event = _next_event(
+    event = AuditEvent(**_next_fields(
         head, actor=actor, action=action, summary=summary, obj=obj, object_type=object_type,
         object_id=object_id, data=data, refs=refs,
-    )
+    ))
     event.save(force_insert=True)
     head.save(update_fields=["last_sequence", "last_hash"])
     return event
@@ -186,26 +199,59 @@ class AuditBatch:
         _require_transaction()
         self.head = _lock_head()
         self.batch_size = batch_size
-        self.pending: list[AuditEvent] = []
+        self.pending: list[dict] = []
         self.count = 0
 
-    def add(self, **event) -> AuditEvent:
-        """Takes ``audit_record``'s arguments, plus ``occurred_at`` for recorded history."""
-        built = _next_event(self.head, **event)
-        self.pending.append(built)
+    def add(self, **event) -> dict:
+        """Takes ``audit_record``'s arguments, plus ``occurred_at`` for recorded history.
+        Returns the event's fields."""
+        fields = _next_fields(self.head, **event)
+        self.pending.append(fields)
         self.count += 1
         if len(self.pending) >= self.batch_size:
             self.flush()
-        return built
+        return fields
 
     def flush(self) -> None:
-        if self.pending:
-            AuditEvent.objects.bulk_create(self.pending, batch_size=self.batch_size)
-            self.pending = []
+        if not self.pending:
+            return
+        if connection.vendor == "postgresql":
+            _copy_events(self.pending)
+        else:
+            AuditEvent.objects.bulk_create([AuditEvent(**fields) for fields in self.pending],
+                                           batch_size=self.batch_size)
+        self.pending = []
 
     def close(self) -> None:
         self.flush()
         self.head.save(update_fields=["last_sequence", "last_hash"])
+
+
+EVENT_COLUMNS = ("sequence", "occurred_at", "actor", "action", "object_type", "object_id", "summary", "data",
+                 "prev_hash", "hash")
+
+
+def _copy_field(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _copy_events(events: list[dict]) -> None:
+    """PostgreSQL's COPY for many events: several times faster than INSERT, same rows."""
+    buffer = io.StringIO()
+    for fields in events:
+        buffer.write(",".join((
+            str(fields["sequence"]), fields["occurred_at"].isoformat(), _copy_field(fields["actor"]),
+            _copy_field(fields["action"]), _copy_field(fields["object_type"]), _copy_field(fields["object_id"]),
+            _copy_field(fields["summary"]), _copy_field(json.dumps(fields["data"], ensure_ascii=False)),
+            fields["prev_hash"], fields["hash"],
+        )))
+        buffer.write("\n")
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(
+            f"COPY {AuditEvent._meta.db_table} ({', '.join(EVENT_COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buffer)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def end_temporary_for_product(
 ) -> License | None:
     """Rule 4: a machine receiving a permanent CAL stops running on its temporary one."""
     temporary = (
-        License.objects.select_for_update()
+        License.objects.select_for_update(no_key=True)
         .active()
         .temporary()
         .filter(machine=machine, product_version=product_version)

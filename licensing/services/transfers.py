@@ -87,16 +87,16 @@ def lock_transfers(pks) -> list[TransferRequest]:
     """Lock transfer requests, then their machines, then their licenses (the fixed lock
     order), and return the requests, by id, with those locked rows attached."""
     transfers = list(
-        TransferRequest.objects.select_for_update().filter(pk__in=sorted(set(pks))).order_by("pk")
+        TransferRequest.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(pks))).order_by("pk")
     )
     machine_pks = {t.source_machine_id for t in transfers} | {t.target_machine_id for t in transfers}
     machines = {
         m.pk: m
-        for m in ClientMachine.objects.select_for_update().filter(pk__in=sorted(machine_pks)).order_by("pk")
+        for m in ClientMachine.objects.select_for_update(no_key=True).filter(pk__in=sorted(machine_pks)).order_by("pk")
     }
     licenses = {
         lic.pk: lic
-        for lic in License.objects.select_for_update(of=("self",))
+        for lic in License.objects.select_for_update(of=("self",), no_key=True)
         .select_related("license_server")
         .filter(pk__in=sorted(t.license_id for t in transfers))
         .order_by("pk")
@@ -141,7 +141,7 @@ def transfer_file(
     if not roles.can_file_transfers(actor):
         raise PermissionDenied("Only administrators and requesters file transfer requests.")
     with transaction.atomic():
-        machines = ClientMachine.objects.select_for_update().filter(
+        machines = ClientMachine.objects.select_for_update(no_key=True).filter(
             pk__in=sorted({license.machine_id, target_machine.pk})
         ).order_by("pk")
         by_pk = {m.pk: m for m in machines}

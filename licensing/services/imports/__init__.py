@@ -28,14 +28,11 @@ from pathlib import PurePath
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core import jobs
 from core.files import import_storage
-from inventory.models import ClientMachine
 from licensing import alerts
 from licensing.importers import wmi
 from licensing.importers.export_csv import ERROR, Problem
@@ -44,9 +41,7 @@ from licensing.models import (
     ImportRow,
     KeyPack,
     License,
-    LicenseKind,
     LicenseServer,
-    LicenseStatus,
     Snapshot,
 )
 from licensing.services import reconciliation
@@ -155,20 +150,41 @@ def run_import(job: ImportJob, attempt: jobs.Attempt | None = None) -> ImportRep
     return report
 
 
+LOCK_MACHINES = """
+SELECT count(*) FROM (
+    SELECT m.id FROM inventory_clientmachine m
+    WHERE lower(m.hostname) IN (SELECT computer_key FROM licensing_importrow WHERE job_id = %(job)s)
+    ORDER BY m.id FOR NO KEY UPDATE OF m
+) locked"""
+# The licenses the import may change: those the files list, those it may end as absent
+# from the server, and the temporary CALs of the machines the files name.
+LOCK_LICENSES = """
+SELECT count(*) FROM (
+    SELECT l.id FROM licensing_license l WHERE l.id IN (
+        SELECT l2.id FROM licensing_license l2 JOIN licensing_importrow r
+            ON r.job_id = %(job)s AND r.license_id = l2.license_id WHERE l2.license_server_id = %(server)s
+        UNION
+        SELECT l3.id FROM licensing_license l3 WHERE l3.license_server_id = %(server)s AND l3.status = 'active'
+            AND l3.last_seen_snapshot_id IS NOT NULL
+        UNION
+        SELECT l4.id FROM licensing_license l4 JOIN inventory_clientmachine m ON m.id = l4.machine_id
+            WHERE l4.kind = 'temporary' AND l4.status = 'active'
+            AND lower(m.hostname) IN (SELECT computer_key FROM licensing_importrow WHERE job_id = %(job)s)
+    ) ORDER BY l.id FOR NO KEY UPDATE OF l
+) locked"""
+
+
 def _lock(server: LicenseServer, job: ImportJob) -> dict[int, KeyPack]:
     """Take the import's row locks in the fixed order; returns the server's key packs."""
-    named = ImportRow.objects.filter(job=job).exclude(computer_key="").values("computer_key")
-    machines = ClientMachine.objects.annotate(key=Lower("hostname")).filter(key__in=named)
-    for _ in machines.select_for_update(of=("self",)).order_by("pk").values_list("pk").iterator(chunk_size=10000):
-        pass
-    packs = {p.key_pack_id: p for p in KeyPack.objects.select_for_update().filter(license_server=server).order_by("pk")}
-    may_change = License.objects.filter(
-        Q(license_server=server, license_id__in=ImportRow.objects.filter(job=job).values("license_id"))
-        | Q(license_server=server, status=LicenseStatus.ACTIVE, last_seen_snapshot__isnull=False)
-        | Q(kind=LicenseKind.TEMPORARY, status=LicenseStatus.ACTIVE, machine__in=machines.values("pk"))
-    )
-    for _ in may_change.select_for_update(of=("self",)).order_by("pk").values_list("pk").iterator(chunk_size=10000):
-        pass
+    postgres = connection.vendor == "postgresql"  # elsewhere, a writer locks the whole database
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute("ANALYZE licensing_importrow")  # fresh rows: plan the joins with their numbers
+            cursor.execute(LOCK_MACHINES, {"job": job.pk})
+        packs = {p.key_pack_id: p
+                 for p in KeyPack.objects.select_for_update(no_key=True).filter(license_server=server).order_by("pk")}
+        if postgres:
+            cursor.execute(LOCK_LICENSES, {"job": job.pk, "server": server.pk})
     return packs
 
 
@@ -189,7 +205,7 @@ def _import_staged(job: ImportJob, staged: Staged, report: ImportReport, progres
     actor = job.requested_by
     try:
         with transaction.atomic():
-            server = LicenseServer.objects.select_for_update().get(pk=job.license_server_id)
+            server = LicenseServer.objects.select_for_update(no_key=True).get(pk=job.license_server_id)
             report.server = server.name
             planner = Planner(server=server, report=report, staged=staged,
                               file_names=[e.name for e in staged.exports], now=now)

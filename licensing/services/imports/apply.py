@@ -13,6 +13,7 @@ from django.db.models import Min
 from django.db.models.functions import Lower
 
 from core.audit import AuditBatch
+from core.bulk import insert_rows
 from inventory.models import ClientMachine, OsEdition
 from licensing.models import (
     ImportRow,
@@ -30,6 +31,8 @@ from licensing.services.imports.report import ImportReport
 from licensing.services.licenses import license_snapshot
 
 WRITE_BATCH = 2000
+LICENSE_FIELDS = ("license_id", "machine_id", "key_pack_id", "license_server_id", "product_version", "kind", "status",
+                  "issued_at", "expires_at", "ended_at", "end_reason", "hardware_id", "last_seen_snapshot_id")
 
 
 class ImportAuditBatch(AuditBatch):
@@ -130,11 +133,8 @@ def _create_machine_batch(row_ids, machines: array, rows: array) -> None:
     known = set(ClientMachine.objects.annotate(key=Lower("hostname"))
                 .filter(key__in=[c.lower() for _, c, _ in staged]).values_list("key", flat=True))
     staged = [s for s in staged if s[1].lower() not in known]
-    created = ClientMachine.objects.bulk_create([
-        ClientMachine(hostname=computer, os_edition=OsEdition.OTHER, hardware_id=hardware_id)
-        for _, computer, hardware_id in staged
-    ])
-    machines.extend(m.pk for m in created)
+    machines.extend(insert_rows(ClientMachine, ("hostname", "os_edition", "hardware_id"),
+                                [(computer, OsEdition.OTHER, hardware_id) for _, computer, hardware_id in staged]))
     rows.extend(pk for pk, _, _ in staged)
 
 
@@ -142,19 +142,17 @@ def machine_events(audit: ImportAuditBatch, planner: Planner, machines: array, r
     server = planner.server
     for start in range(0, len(machines), WRITE_BATCH):
         pks, row_ids = machines[start:start + WRITE_BATCH], rows[start:start + WRITE_BATCH]
-        by_pk = {m.pk: m for m in ClientMachine.objects.filter(pk__in=list(pks))}
-        where = {pk: (file, line) for pk, file, line in
-                 ImportRow.objects.filter(pk__in=list(row_ids)).values_list("pk", "file", "line")}
+        where = {pk: (file, line, computer, hardware_id) for pk, file, line, computer, hardware_id in
+                 ImportRow.objects.filter(pk__in=list(row_ids))
+                 .values_list("pk", "file", "line", "computer", "hardware_id")}
         for pk, row_id in zip(pks, row_ids, strict=True):
-            machine = by_pk[pk]
-            file, line = where[row_id]
-            planner.report.note(f"create machine {machine.hostname} (OS edition other)")
+            file, line, hostname, hardware_id = where[row_id]
+            planner.report.note(f"create machine {hostname} (OS edition other)")
             audit.add(
                 action="import.machine_created", object_type="clientmachine", object_id=pk,
-                summary=f"Machine {machine.hostname} added by the import from {server.name} (OS edition unknown: "
-                "other).",
-                data={"after": {"id": pk, "hostname": machine.hostname, "os_edition": OsEdition.OTHER,
-                                "hardware_id": machine.hardware_id},
+                summary=f"Machine {hostname} added by the import from {server.name} (OS edition unknown: other).",
+                data={"after": {"id": pk, "hostname": hostname, "os_edition": OsEdition.OTHER.value,
+                                "hardware_id": hardware_id},
                       "source": source(planner.file_names[file], line)},
                 refs={"machine": [pk], "license_server": [server.pk]},
             )
@@ -211,24 +209,25 @@ def write_chunk(planner: Planner, chunk: ChunkPlan, audit: ImportAuditBatch, *, 
         )
         for new in chunk.new_licenses
     ]
-    License.objects.bulk_create(instances, batch_size=WRITE_BATCH)
-    for new, lic in zip(chunk.new_licenses, instances, strict=True):
-        what = "Permanent" if lic.kind == LicenseKind.PERMANENT else "Temporary"
-        pack = f"from key pack {new.row.key_pack_id} " if lic.kind == LicenseKind.PERMANENT else ""
+    ids = insert_rows(License, LICENSE_FIELDS, [tuple(getattr(lic, f) for f in LICENSE_FIELDS) for lic in instances])
+    for pk, new, lic in zip(ids, chunk.new_licenses, instances, strict=True):
+        lic.pk = pk
+        permanent = lic.kind == LicenseKind.PERMANENT
+        pack = f"from key pack {new.row.key_pack_id} " if permanent else ""
         ended = "" if lic.status == LicenseStatus.ACTIVE else f", already {lic.status}"
         product = WindowsVersion(lic.product_version).label
         report.note(f"create {new.kind} CAL LicenseId {new.row.license_id} for {new.row.computer} ({product})"
                     + ("" if new.status == LicenseStatus.ACTIVE else f", {new.status}"))
         audit.add(
             action="import.license_created", obj=lic,
-            summary=f"{what} CAL #{lic.pk} (LicenseId {lic.license_id}, {product}) on {new.machine.hostname} "
-            f"imported {pack}from {server.name}{ended}.",
+            summary=f"{'Permanent' if permanent else 'Temporary'} CAL #{pk} (LicenseId {lic.license_id}, {product}) "
+            f"on {new.machine.hostname} imported {pack}from {server.name}{ended}.",
             data={"after": license_snapshot(lic),
                   "source": source(new.file, new.row.line) | {"license_status": new.row.status}},
-            refs={"license": [lic.pk], "machine": [lic.machine_id], "key_pack": [lic.key_pack_id],
+            refs={"license": [pk], "machine": [lic.machine_id], "key_pack": [lic.key_pack_id],
                   "license_server": [server.pk]},
         )
-    report.created["license"] += len(instances)
+    report.created["license"] += len(ids)
     write_per_user(planner, chunk, audit, snapshot=snapshot)
 
 
