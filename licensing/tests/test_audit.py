@@ -18,9 +18,9 @@ from core.roles import REQUESTER
 from inventory.models import ClientMachine, OsEdition
 from inventory.services import machine_create, machine_retire, machine_update
 from licensing import models as m
-from licensing.services import servers as inv
 from licensing.services import licenses as lic
 from licensing.services import reissue as rei
+from licensing.services import servers as inv
 from licensing.services import transfers as tr
 from licensing.tests.factories import CscContactFactory, KeyPackFactory, MachineFactory, UserFactory
 
