@@ -20,6 +20,7 @@ from django.db.models.signals import post_save, pre_save
 
 from core.audit import SYSTEM_ACTOR, audit_record
 from core.network import client_address
+from core.sessions import mark_signed_in
 from core.signin import attempted_username, record_lockout
 from core.tokens import tokens_revoke_all
 
@@ -35,6 +36,7 @@ def _refusal(request):
 
 
 def record_login(sender, request, user, **kwargs):
+    mark_signed_in(request)
     with transaction.atomic():
         audit_record(
             actor=user, action="auth.login", object_type="user", object_id=str(user.pk),

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Idle and absolute session limits, before the login check sees the user.
+    "core.sessions.SessionLimitsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -144,6 +146,13 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_DISABLE_ACCESS_LOG = True
 # Unlocking goes through `manage.py unlock_user`, which is audited, not through the admin.
 AXES_ENABLE_ADMIN = False
+
+# Sessions end after PORTAL_SESSION_IDLE_MINUTES without a request and PORTAL_SESSION_MAX_HOURS
+# after sign-in (core.sessions); the cookie lives no longer than that and not past the browser.
+PORTAL_SESSION_IDLE_MINUTES = positive_int("PORTAL_SESSION_IDLE_MINUTES", 30)
+PORTAL_SESSION_MAX_HOURS = positive_int("PORTAL_SESSION_MAX_HOURS", 10)
+SESSION_COOKIE_AGE = PORTAL_SESSION_MAX_HOURS * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # API tokens of people (django-rest-knox) end after PORTAL_TOKEN_TTL_HOURS; each sign-in makes one.
 PORTAL_TOKEN_TTL_HOURS = positive_int("PORTAL_TOKEN_TTL_HOURS", 10)
