@@ -70,6 +70,8 @@ MIDDLEWARE = [
     # Idle and absolute session limits, before the login check sees the user.
     "core.sessions.SessionLimitsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # 403 on every page for a user without a role, and for collector accounts.
+    "core.middleware.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.unavailable.ServiceUnavailableMiddleware",

@@ -15,9 +15,10 @@ api_v1 = [
     path("", include("core.api.urls")),
     path("", include("inventory.api.urls")),
     path("", include("licensing.api.urls")),
-    # Like every endpoint but the token login, the schema and its docs need a signed-in user.
+    # Like every endpoint but the token login, the schema and its docs need a signed-in user with a role.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[RolePermission]), name="api-schema"),
-    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    path("docs/", login_required(SpectacularSwaggerView.as_view(
+        url_name="api-schema", permission_classes=[RolePermission])), name="api-docs"),
 ]
 
 urlpatterns = [

@@ -1,5 +1,6 @@
 """The audit trail and sign-in over the API."""
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import roles
 from core.api import serializers as s
 from core.api.auth import PortalTokenAuthentication
 from core.api.base import BAD_REQUEST, DETAIL_ERRORS, LIST_ERRORS, READ_ERRORS, UNAUTHENTICATED, PortalViewSet
@@ -22,6 +24,10 @@ from core.signin import is_locked_out, locked_out_message, sign_in_succeeded
 from core.throttles import AnonymousRateThrottle, SignInRateThrottle
 from core.tokens import token_issue, token_revoke
 
+logger = logging.getLogger("core.signin")
+
+COLLECTOR_TOKEN_REFUSAL = ("This is a collector account: its token comes from a portal administrator "
+                           "(manage.py collector_token), not from signing in here.")
 TOO_MANY = OpenApiResponse(s.DetailSerializer, description="Locked out after too many failed sign-ins "
                            "(PORTAL_LOGIN_FAILURE_LIMIT), or too many requests from this address.")
 
@@ -63,7 +69,10 @@ class TokenView(APIView):
 
     @extend_schema(
         request=s.CredentialsSerializer,
-        responses={200: s.TokenSerializer, 400: BAD_REQUEST, 429: TOO_MANY},
+        responses={200: s.TokenSerializer, 400: BAD_REQUEST,
+                   403: OpenApiResponse(s.DetailSerializer, description="A collector account (it gets its "
+                                        "token from an administrator)."),
+                   429: TOO_MANY},
         auth=[],
     )
     def post(self, request):
@@ -80,6 +89,9 @@ class TokenView(APIView):
                 {"non_field_errors": [str(refusal or "Unable to log in with the username and password given.")]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        if roles.role_of(user) == roles.COLLECTOR:
+            logger.warning("Token sign-in refused: %s is a collector account.", user.get_username())
+            return Response({"detail": COLLECTOR_TOKEN_REFUSAL}, status=status.HTTP_403_FORBIDDEN)
         sign_in_succeeded(django_request, user)
         token, expires_at = token_issue(
             user=user, ttl=timedelta(hours=settings.PORTAL_TOKEN_TTL_HOURS),

@@ -12,6 +12,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from core.models import AuditEvent
+from core.roles import COLLECTOR
 from core.tests.factories import UserFactory
 from core.throttles import AnonymousRateThrottle, SignInRateThrottle
 from core.tokens import token_issue, tokens_purge_expired, tokens_revoke_all
@@ -150,6 +151,14 @@ def test_expired_tokens_are_purged(admin_user):
         expiry=timezone.now() - timedelta(minutes=1))
     assert tokens_purge_expired() == 1
     assert works(live)
+
+
+def test_a_collector_gets_no_token_from_the_endpoint(db):
+    UserFactory(username="tsls-hq-collector", role=COLLECTOR)
+    response = sign_in("tsls-hq-collector")
+    assert response.status_code == 403
+    assert "collector_token" in response.json()["detail"]
+    assert not AuthToken.objects.exists()
 
 
 def test_the_token_endpoint_is_throttled_per_address(admin_user, monkeypatch):
