@@ -1,13 +1,20 @@
-"""Pages need a role.
+"""Pages need a role, and every response the application writes carries its security headers.
 
 ``RoleRequiredMiddleware`` (after LoginRequiredMiddleware): a signed-in user without one of
 the three roles, or a collector account, gets 403 on every page. Views that need no login
 (the login page, /healthz) and the API (whose views check roles themselves, with
 ``core.permissions.RolePermission``) are left to their own checks; so is the logout page.
+
+``SecurityHeadersMiddleware``: ``Permissions-Policy`` from the ``PERMISSIONS_POLICY``
+setting, and ``Cache-Control: no-store`` so that no page or API answer, which may hold
+licensing data, is kept by a browser or a shared cache. Static files are served before
+this middleware (WhiteNoise) and stay cacheable.
 """
 
+from django.conf import settings
 from django.contrib.auth.views import LogoutView
 from django.core.exceptions import PermissionDenied
+from django.utils.cache import add_never_cache_headers
 
 from core import roles
 
@@ -39,3 +46,22 @@ class RoleRequiredMiddleware:
         if role is None:
             raise PermissionDenied(NO_ROLE_MESSAGE)
         return None
+
+
+def permissions_policy_header(policy: dict[str, list[str]]) -> str:
+    """``{"camera": [], "fullscreen": ["self"]}`` -> ``camera=(), fullscreen=(self)``."""
+    return ", ".join(f"{feature}=({' '.join(allowed)})" for feature, allowed in policy.items())
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.permissions_policy = permissions_policy_header(getattr(settings, "PERMISSIONS_POLICY", {}))
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.permissions_policy:
+            response.headers.setdefault("Permissions-Policy", self.permissions_policy)
+        if "no-store" not in response.get("Cache-Control", ""):
+            add_never_cache_headers(response)
+        return response

@@ -1,5 +1,5 @@
 """Pages need a role (RoleRequiredMiddleware): no role, or a collector account, is 403 on every
-page."""
+page; and the security headers every response carries (SecurityHeadersMiddleware, django-csp)."""
 
 from datetime import timedelta
 
@@ -117,3 +117,42 @@ def test_the_collector_group_exists_with_no_permission():
     group = Group.objects.get(name=COLLECTOR)
     assert group.permissions.count() == 0
     assert COLLECTOR not in ROLES
+
+
+# --- Headers ------------------------------------------------------------------------------------
+
+
+def test_pages_carry_the_content_security_policy(client, admin_user):
+    client.force_login(admin_user)
+    policy = client.get(reverse("dashboard"))["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    assert "unsafe" not in policy
+
+
+@pytest.mark.parametrize("url", ["/", "/licenses/", "/api/v1/licenses/", "/accounts/login/", "/healthz"])
+def test_every_response_says_no_store_and_denies_browser_features(client, admin_user, url):
+    client.force_login(admin_user)
+    response = client.get(url)
+    assert "no-store" in response["Cache-Control"]
+    policy = response["Permissions-Policy"]
+    for feature in ("camera", "microphone", "geolocation", "payment", "usb"):
+        assert f"{feature}=()" in policy
+
+
+def test_api_answers_to_token_users_are_not_stored(admin_user):
+    token, _ = token_issue(user=admin_user, ttl=timedelta(hours=1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert "no-store" in client.get("/api/v1/licenses/")["Cache-Control"]
+
+
+def test_the_other_security_headers_stay(client, admin_user):
+    client.force_login(admin_user)
+    response = client.get(reverse("dashboard"))
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"
