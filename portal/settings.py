@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 413 for a body over PORTAL_UPLOAD_MAX_MB, before anything below reads it.
+    "core.uploads.UploadLimitMiddleware",
     "csp.middleware.CSPMiddleware",
     # Permissions-Policy, and Cache-Control: no-store on every response from here down.
     "core.middleware.SecurityHeadersMiddleware",
@@ -168,6 +170,14 @@ REST_KNOX = {
     "AUTO_REFRESH": False,
     "TOKEN_TTL": timedelta(hours=PORTAL_TOKEN_TTL_HOURS),
 }
+
+# The largest request body accepted (an upload of license server exports); larger is 413.
+PORTAL_UPLOAD_MAX_MB = positive_int("PORTAL_UPLOAD_MAX_MB", 512)
+FILE_UPLOAD_HANDLERS = [
+    "core.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
