@@ -1,5 +1,6 @@
 import pytest
 from django.apps import apps
+from django.core.cache import caches
 from django.db import connection
 
 from core.roles import ADMIN, AUDITOR, REQUESTER, sync_role_groups
@@ -15,6 +16,13 @@ from portal.settings import file_storages
 def pytest_collection_modifyitems(config, items):
     # Browser tests are the slowest; run them last so a domain failure shows first.
     items.sort(key=lambda item: "browser" in item.keywords)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The API throttles count requests in the cache: each test starts with none counted."""
+    for cache in caches.all():
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

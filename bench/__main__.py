@@ -113,7 +113,7 @@ def bench_users():
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.auth.models import Group
     from django.contrib.sessions.backends.db import SessionStore
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     User = get_user_model()
     users = []
@@ -130,7 +130,7 @@ def bench_users():
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = users[0].get_session_auth_hash()
     session.create()
-    tokens = [Token.objects.get_or_create(user=u)[0].key for u in users]
+    tokens = [AuthToken.objects.create(user=u)[1] for u in users]
     return users, f"sessionid={session.session_key}", tokens
 
 

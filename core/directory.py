@@ -2,8 +2,8 @@
 
 ``directory_settings(os.environ)`` gives ``portal/settings.py`` the authentication backends
 and the ``AUTH_LDAP_*`` settings: nothing when ``LDAP_SERVER_URI`` is unset (local accounts
-only), else Django's own backend first, so local accounts (the break-glass admin too) work
-whether or not the directory answers, then ``DirectoryBackend``.
+only), else django-axes's lockout check, Django's own backend, so local accounts (the
+break-glass admin too) work whether or not the directory answers, then ``DirectoryBackend``.
 
 A directory user signs in with the directory password and gets the role of the strongest role
 group they are in (admin, then requester, then auditor) at every sign-in. A refused sign-in
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 BACKEND = "core.directory.DirectoryBackend"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# First, so the lockout (core.signin) covers local and directory accounts alike.
+AXES_BACKEND = "axes.backends.AxesStandaloneBackend"
 DEFAULT_USER_FILTER = "(sAMAccountName=%(user)s)"
 # The filter for Active Directory that leaves out disabled accounts (userAccountControl bit 2).
 ACTIVE_DIRECTORY_USER_FILTER = "(&(sAMAccountName=%(user)s)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
@@ -60,6 +62,8 @@ AUDIT_ATTRIBUTE = "portal_sign_in"
 class Refusal:
     code: str
     message: str
+    # Said only after the directory accepted the password: only the account's holder causes it.
+    after_password: bool = False
 
     def __str__(self) -> str:
         return self.message
@@ -69,6 +73,7 @@ NO_ROLE = Refusal(
     "no_role",
     "Your directory account is not in any of the portal's role groups (admin, requester, auditor), "
     "so it cannot sign in. Ask a portal administrator to add you to one.",
+    after_password=True,
 )
 DIRECTORY_UNREACHABLE = Refusal(
     "directory_unreachable",
@@ -81,7 +86,7 @@ INVALID_LOGIN = Refusal(
     "invalid_login",
     "Your user name and password did not match, or your directory account is disabled. Please try again.",
 )
-INACTIVE = Refusal("inactive", "This account is deactivated in the portal.")
+INACTIVE = Refusal("inactive", "This account is deactivated in the portal.", after_password=True)
 
 
 def sign_in_refusal(request) -> Refusal | None:
@@ -159,7 +164,7 @@ def directory_settings(env: Mapping[str, str]) -> dict:
     requirement = RoleGroupsQuery(*(LDAPGroupQuery(dn) for dn in role_groups.values()))
     requirement.connector = RoleGroupsQuery.OR
     return {
-        "AUTHENTICATION_BACKENDS": [MODEL_BACKEND, BACKEND],
+        "AUTHENTICATION_BACKENDS": [AXES_BACKEND, MODEL_BACKEND, BACKEND],
         "AUTH_LDAP_SERVER_URI": uri,
         "AUTH_LDAP_START_TLS": start_tls,
         "AUTH_LDAP_CONNECTION_OPTIONS": options,

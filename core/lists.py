@@ -3,10 +3,11 @@
 import base64
 import binascii
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from urllib.parse import urlencode
 
 from django import forms
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import render
@@ -34,13 +35,46 @@ def encode_cursor(value, pk) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(token: str):
+BAD_CURSOR = "This page link is no longer valid."
+
+
+def decode_cursor(token: str, field=None):
+    """The (sort value, id) a page link carries. With ``field`` (the sort key's model field)
+    the value must be one of that field's values, else the link is a 404, never a database error."""
     try:
         padded = token + "=" * (-len(token) % 4)
         value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return value, int(pk)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise Http404("This page link is no longer valid.") from exc
+        pk = int(pk)
+        if field is not None:
+            value = _cursor_value(field, value)
+        return value, pk
+    except (ValueError, TypeError, OverflowError, binascii.Error, ValidationError) as exc:
+        raise Http404(BAD_CURSOR) from exc
+
+
+def _cursor_value(field, value):
+    """``value`` as ``field`` stores it; ValueError when it cannot be one of its values."""
+    if value is None or isinstance(value, list | dict) or isinstance(value, bool):
+        raise ValueError("not a value of the sort field")
+    value = field.to_python(value)
+    if value is None:
+        raise ValueError("not a value of the sort field")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text with a NUL character")  # PostgreSQL refuses it in a query
+    if isinstance(value, datetime):
+        # Into UTC here: an offset PostgreSQL cannot read (or a moment off the calendar) is a bad link.
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+def sort_field(model, path: str):
+    """The model field at the end of an ORM path such as ``machine__hostname``."""
+    field = None
+    for part in path.split("__"):
+        field = model._meta.get_field(part)
+        if field.is_relation:
+            model = field.related_model
+    return field
 
 
 def _attr_path(obj, path: str):
@@ -63,7 +97,11 @@ def keyset_page(queryset, *, sort_path: str, descending: bool, after: str | None
     # Going backwards walks the reverse order from the cursor, then flips the page.
     walk_descending = descending != backwards
     if token:
-        value, pk = decode_cursor(token)
+        try:
+            field = None if is_pk else sort_field(queryset.model, sort_path)
+        except FieldDoesNotExist:
+            field = None  # an annotation: its values are compared as given
+        value, pk = decode_cursor(token, field)
         op = "lt" if walk_descending else "gt"
         if is_pk:
             queryset = queryset.filter(**{f"pk__{op}": pk})

@@ -8,8 +8,9 @@ class RolePermission(BasePermission):
 
     A view may name the actions a requester may also take (``requester_actions``,
     e.g. filing and cancelling transfers) and the actions an auditor may take
-    (``auditor_actions``, e.g. starting an export). Object-level limits such as
-    "a requester cancels only their own" live in the service.
+    (``auditor_actions``, e.g. starting an export). A collector account may take only the
+    actions a view names in ``collector_actions`` (pushing imports), reads included.
+    Object-level limits such as "a requester cancels only their own" live in the service.
     """
 
     message = "Your role does not allow this action."
@@ -18,6 +19,8 @@ class RolePermission(BasePermission):
         role = roles.role_of(request.user)
         if role is None:
             return False
+        if role == roles.COLLECTOR:
+            return getattr(view, "action", None) in getattr(view, "collector_actions", ())
         if request.method in SAFE_METHODS:
             return True
         if role == roles.ADMIN:

@@ -1,4 +1,9 @@
-"""The three roles of CONTRACT.md, kept as Django groups (created by a migration)."""
+"""The roles of CONTRACT.md, kept as Django groups (created by migrations).
+
+Three roles are for people (``ROLES``, strongest first). ``collector`` is for an account that
+is not a person: it may only push imports through the API, never sign in to the pages, and
+holds no other right (``core.permissions``, ``core.middleware``).
+"""
 
 ADMIN = "admin"
 REQUESTER = "requester"
@@ -9,7 +14,8 @@ COLLECTOR = "collector"
 
 
 def role_of(user) -> str | None:
-    """The user's role. Superusers act as admin; a user in several groups gets the strongest."""
+    """The user's role. Superusers act as admin; a user in several groups gets the strongest,
+    except that a collector account stays a collector whatever else it is in."""
     if user is None or not user.is_authenticated:
         return None
     if user.is_superuser:
@@ -18,10 +24,17 @@ def role_of(user) -> str | None:
     if names is None:
         names = set(user.groups.values_list("name", flat=True))
         user._portal_group_names = names
+    if COLLECTOR in names:
+        return COLLECTOR
     for role in ROLES:
         if role in names:
             return role
     return None
+
+
+def is_person_with_role(user) -> bool:
+    """May use the pages: a signed-in person with one of the three roles."""
+    return role_of(user) in ROLES
 
 
 def is_admin(user) -> bool:
@@ -43,7 +56,7 @@ REQUESTER_EXTRA_PERMISSIONS = ("add_transferrequest",)
 
 
 def sync_role_groups(apps) -> None:
-    """Create the three groups and give them their permissions. Idempotent.
+    """Create the role groups and give them their permissions (collectors get none). Idempotent.
 
     Takes an app registry, so a migration can pass its historical one.
     """
@@ -64,6 +77,7 @@ def sync_role_groups(apps) -> None:
         ADMIN: admin_perms,
         REQUESTER: view_perms | portal_perms.filter(codename__in=REQUESTER_EXTRA_PERMISSIONS),
         AUDITOR: view_perms,
+        COLLECTOR: Permission.objects.none(),
     }
     for role, perms in grants.items():
         group, _ = Group.objects.get_or_create(name=role)

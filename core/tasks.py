@@ -9,6 +9,8 @@ from django.db import transaction
 
 from core import jobs
 from core.audit import SYSTEM_ACTOR, audit_record, audit_verify_chain
+from core.signin import sign_in_failures_summarise
+from core.tokens import tokens_purge_expired
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +60,15 @@ def verify_audit_chain() -> dict:
         )
     logger.error(message)
     return {"ok": False, "events": result.events, "first_bad_sequence": result.first_bad_sequence}
+
+
+@shared_task(name="core.tasks.summarise_sign_in_failures")
+def summarise_sign_in_failures() -> dict:
+    """Hourly: one audit event counting the failed sign-ins since the last one (core.signin)."""
+    event = sign_in_failures_summarise()
+    return {"failures": event.data["failures"] if event else 0}
+
+
+@shared_task(name="core.tasks.purge_expired_tokens")
+def purge_expired_tokens() -> dict:
+    return {"deleted": tokens_purge_expired()}

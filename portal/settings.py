@@ -12,13 +12,23 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from core.directory import directory_settings
+from core.directory import AXES_BACKEND, MODEL_BACKEND, directory_settings
+from core.network import trusted_proxies
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+
+
+def positive_int(name: str, default: int) -> int:
+    value = env.int(name, default=default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, not {value}.")
+    return value
+
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -39,10 +49,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
+    # Before core: its sign-in receivers read what axes has just counted.
+    "axes",
     "core",
     "portal",
     "inventory",
@@ -52,14 +65,25 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 413 for a body over PORTAL_UPLOAD_MAX_MB, before anything below reads it.
+    "core.uploads.UploadLimitMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Permissions-Policy, and Cache-Control: no-store on every response from here down.
+    "core.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Idle and absolute session limits, before the login check sees the user.
+    "core.sessions.SessionLimitsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # 403 on every page for a user without a role, and for collector accounts.
+    "core.middleware.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.unavailable.ServiceUnavailableMiddleware",
+    # Last, as django-axes asks: it turns a lockout into a 429 (core.signin.lockout_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -99,9 +123,61 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# django-axes checks for a lockout before any backend tries the password.
+AUTHENTICATION_BACKENDS = [AXES_BACKEND, MODEL_BACKEND]
 # Sign-in with Active Directory / LDAP when LDAP_SERVER_URI is set (docs/directory.md):
-# AUTHENTICATION_BACKENDS and the AUTH_LDAP_* settings.
+# AUTHENTICATION_BACKENDS (axes first there too) and the AUTH_LDAP_* settings.
 globals().update(directory_settings(os.environ))
+
+# The proxies whose X-Forwarded-For is believed (addresses or CIDR networks, comma
+# separated); none by default, so the client is REMOTE_ADDR (core.network).
+PORTAL_TRUSTED_PROXIES = trusted_proxies(env.str("PORTAL_TRUSTED_PROXIES", default=""))
+
+# Lockout (django-axes, docs/security.md): PORTAL_LOGIN_FAILURE_LIMIT failures for one user
+# name from one address lock that pair for PORTAL_LOCKOUT_MINUTES, on the login page and the
+# token endpoint, even with the right password afterwards.
+PORTAL_LOGIN_FAILURE_LIMIT = positive_int("PORTAL_LOGIN_FAILURE_LIMIT", 5)
+PORTAL_LOCKOUT_MINUTES = positive_int("PORTAL_LOCKOUT_MINUTES", 15)
+AXES_FAILURE_LIMIT = PORTAL_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=PORTAL_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The lockout lasts its minutes from the failure that started it; attempts during it are refused.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "core.signin.attempted_username"
+AXES_CLIENT_IP_CALLABLE = "core.signin.axes_client_address"
+AXES_LOCKOUT_CALLABLE = "core.signin.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Our own log line names each failure (core.signals); axes need not announce itself too.
+AXES_VERBOSE = False
+# Failures are kept (and summarised hourly into the audit trail); sign-ins are audited there already.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_DISABLE_ACCESS_LOG = True
+# Unlocking goes through `manage.py unlock_user`, which is audited, not through the admin.
+AXES_ENABLE_ADMIN = False
+
+# Sessions end after PORTAL_SESSION_IDLE_MINUTES without a request and PORTAL_SESSION_MAX_HOURS
+# after sign-in (core.sessions); the cookie lives no longer than that and not past the browser.
+PORTAL_SESSION_IDLE_MINUTES = positive_int("PORTAL_SESSION_IDLE_MINUTES", 30)
+PORTAL_SESSION_MAX_HOURS = positive_int("PORTAL_SESSION_MAX_HOURS", 10)
+SESSION_COOKIE_AGE = PORTAL_SESSION_MAX_HOURS * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# API tokens of people (django-rest-knox) end after PORTAL_TOKEN_TTL_HOURS; each sign-in makes one.
+PORTAL_TOKEN_TTL_HOURS = positive_int("PORTAL_TOKEN_TTL_HOURS", 10)
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+    "TOKEN_TTL": timedelta(hours=PORTAL_TOKEN_TTL_HOURS),
+}
+
+# The largest request body accepted (an upload of license server exports); larger is 413.
+PORTAL_UPLOAD_MAX_MB = positive_int("PORTAL_UPLOAD_MAX_MB", 512)
+FILE_UPLOAD_HANDLERS = [
+    "core.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -164,6 +240,32 @@ WHITENOISE_USE_FINDERS = True
 warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 # Security: production-safe unless DEBUG is on.
+# Scripts and styles come from our own static files only (no inline code, no CDN); the
+# pages are never framed, and forms post only to the portal.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # Pico CSS draws its form icons as data: SVG images.
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Browser features the portal never uses are switched off (core.middleware).
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer", "ambient-light-sensor", "autoplay", "bluetooth", "camera", "display-capture",
+        "geolocation", "gyroscope", "hid", "magnetometer", "microphone", "midi", "payment",
+        "publickey-credentials-get", "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+    )
+}
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
@@ -197,14 +299,19 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # django-axes says "nothing to clean" at INFO on every sign-in; its warnings still show.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # Django REST Framework
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.api.auth.PortalTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # Requests without credentials, per address; the token endpoint also has its own rate.
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.AnonymousRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anon": "60/minute", "sign_in": "20/minute"},
     "DEFAULT_PERMISSION_CLASSES": ["core.permissions.RolePermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PortalCursorPagination",
@@ -306,5 +413,13 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-exports": {
         "task": "licensing.tasks.purge_expired_exports",
         "schedule": crontab(minute=45),
+    },
+    "summarise-sign-in-failures": {
+        "task": "core.tasks.summarise_sign_in_failures",
+        "schedule": crontab(minute=40),
+    },
+    "purge-expired-tokens": {
+        "task": "core.tasks.purge_expired_tokens",
+        "schedule": crontab(minute=55),
     },
 }

@@ -10,5 +10,6 @@ router.register("audit-events", views.AuditEventViewSet, basename="api-auditeven
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("auth/logout/", views.LogoutView.as_view(), name="api-logout"),
     *router.urls,
 ]

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time
 from itertools import islice
 
 import django_filters
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db.models import Case, F, Func, TextField, Value, When
 from django.db.models.functions import Cast
 
@@ -161,11 +161,16 @@ class Report:
         return (connection.vendor == "postgresql" and self.base_queryset is not None
                 and not any(c.field.startswith("@") for c in self.columns))
 
-    def copy_select(self, queryset, cursor) -> str:
+    def copy_select(self, queryset, cursor) -> str | None:
         """One SELECT, parameters bound, whose rows are the report's CSV cells for this
-        (filtered) queryset, in its order, the formatting done by the database."""
+        (filtered) queryset, in its order, the formatting done by the database; None when
+        Django can tell the filters match nothing (e.g. ``id IN ()`` from a search that found
+        no host), which it cannot write as SQL."""
         cells = queryset.values_list(*[sql_cell(c) for c in self.columns])
-        sql, params = cells.query.sql_with_params()
+        try:
+            sql, params = cells.query.sql_with_params()
+        except EmptyResultSet:
+            return None
         return cursor.mogrify(sql, params).decode()
 
     def rows(self, filters: Mapping[str, str], *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:

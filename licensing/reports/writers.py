@@ -116,6 +116,9 @@ def _copy_rows(report: Report, filters: Mapping[str, str], target, *, chunk_rows
             if ends:
                 chunk = chunk.filter(**{f"{key}__lte": ends[0]})
             select = report.copy_select(chunk, cursor)
+            if select is None:  # the filters match nothing: no rows to copy
+                yield written
+                return
             cursor.cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", target)
             written += cursor.cursor.rowcount
             yield written

@@ -7,6 +7,7 @@ from datetime import timedelta
 import openpyxl
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -295,3 +296,22 @@ def test_export_report_command_takes_a_moment_for_since(trail, tmp_path):
     with pytest.raises(CommandError, match="neither a date"):
         call_command("export_report", "audit-trail", "--format", "csv", "--output", str(tmp_path / "t.csv"),
                      "--since", "last tuesday")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_background_export_whose_search_matches_nothing_is_done_with_no_rows(
+    trail, machine, auditor, fmt, django_capture_on_commit_callbacks
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    with django_capture_on_commit_callbacks(execute=True):
+        job = export_start(report="licenses", format=fmt, filters={"q": "no-such-host"}, actor=auditor)
+    job.refresh_from_db()
+    assert (job.status, job.rows, job.error) == (ExportStatus.DONE, 0, "")
+    content = b"".join(api(auditor).get(f"/api/v1/exports/{job.pk}/download/").streaming_content)
+    if fmt == "csv":
+        assert list(csv.reader(io.StringIO(content.decode()))) == [REPORTS["licenses"].headers]
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(content), read_only=True).worksheets[0]
+        assert [list(row) for row in sheet.iter_rows(values_only=True)] == [REPORTS["licenses"].headers]

@@ -8,18 +8,18 @@ A test class sets ``basename`` (the router's, e.g. ``api-machine``) and ``fields
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from core.models import AuditEvent
 
 
 def api_client(user=None) -> APIClient:
-    """A client that sends ``Authorization: Token ...`` for ``user`` (none when ``user`` is None)."""
+    """A client that sends ``Authorization: Token ...`` (a new token) for ``user`` (none when ``user`` is None)."""
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, token = AuthToken.objects.create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 

@@ -1,5 +1,9 @@
+from datetime import datetime, timedelta
+
 import pytest
-from rest_framework.authtoken.models import Token
+from axes.models import AccessAttempt
+from django.utils import timezone
+from knox.models import AuthToken
 
 from core.models import AuditEvent
 from licensing.tests.factories import UserFactory
@@ -12,17 +16,25 @@ URL = "/api/v1/auth/token/"
 def test_token_for_good_credentials(admin_user):
     response = api_client().post(URL, {"username": "alice", "password": "pw-for-tests-1"}, format="json")
     assert response.status_code == 200
-    token = response.json()["token"]
-    assert token == Token.objects.get(user=admin_user).key
+    body = response.json()
+    assert set(body) == {"token", "expires_at"}
+    token = body["token"]
+    stored = AuthToken.objects.get(user=admin_user)
+    assert stored.digest != token and token not in stored.digest, "only a digest of the token is kept"
+    expires_at = datetime.fromisoformat(body["expires_at"])
+    assert expires_at == stored.expiry
+    assert abs(expires_at - (timezone.now() + timedelta(hours=10))) < timedelta(minutes=1)
     event = AuditEvent.objects.get(action="auth.token_issued")
     assert (event.actor, event.object_type, event.object_id) == ("alice", "user", str(admin_user.pk))
     assert token not in str(event.data) and token not in event.summary
-    # The token works, and asking again gives the same one.
+    # The token works, and asking again gives a new one; both work.
     client = api_client()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/v1/licenses/").status_code == 200
     again = api_client().post(URL, {"username": "alice", "password": "pw-for-tests-1"}, format="json")
-    assert again.json()["token"] == token
+    assert again.json()["token"] != token
+    assert AuthToken.objects.filter(user=admin_user).count() == 2
+    assert client.get("/api/v1/licenses/").status_code == 200
 
 
 @pytest.mark.django_db
@@ -33,14 +45,16 @@ def test_token_for_good_credentials(admin_user):
         {"username": "nobody", "password": "pw-for-tests-1"},
     ],
 )
-def test_bad_credentials_are_400_and_audited(admin_user, body):
+def test_bad_credentials_are_400_and_counted_toward_the_lockout(admin_user, body):
     response = api_client().post(URL, body, format="json")
     assert response.status_code == 400
     assert "non_field_errors" in response.json()
-    assert not Token.objects.exists()
-    event = AuditEvent.objects.get(action="auth.login_failed")
-    assert event.actor == body["username"]
-    assert body["password"] not in str(event.data) + event.summary
+    assert not AuthToken.objects.exists()
+    # Counted by django-axes for this name and address, not chained one by one (core.signin).
+    attempt = AccessAttempt.objects.get()
+    assert (attempt.username, attempt.ip_address, attempt.failures_since_start) == (body["username"], "127.0.0.1", 1)
+    assert body["password"] not in attempt.get_data + attempt.post_data
+    assert not AuditEvent.objects.filter(action="auth.login_failed").exists()
 
 
 @pytest.mark.django_db

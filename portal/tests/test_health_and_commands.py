@@ -86,3 +86,21 @@ def test_add_user_needs_a_password_for_a_new_user(monkeypatch):
     assert not get_user_model().objects.filter(username="dave").exists()
     with pytest.raises(CommandError):
         call_command("add_user", "dave", "--role", "superhero", "--password", "x")
+
+
+@pytest.mark.parametrize(
+    "password, says",
+    [("1", "too short"), ("12345678901", "entirely numeric"), ("password123", "too common"),
+     ("Carol1234", "too similar")],
+)
+def test_add_user_applies_the_password_validators_and_changes_nothing(password, says):
+    with pytest.raises(CommandError, match=says) as refused:
+        call_command("add_user", "carol", "--role", "auditor", "--password", password)
+    assert "nothing was changed" in str(refused.value)
+    assert not get_user_model().objects.filter(username="carol").exists()
+    call_command("add_user", "carol", "--role", "auditor", "--password", "a-long-pass-1")
+    with pytest.raises(CommandError, match="too short"):
+        call_command("add_user", "carol", "--role", "admin", "--password", "1")
+    carol = get_user_model().objects.get(username="carol")
+    assert role_of(carol) == "auditor" and carol.check_password("a-long-pass-1")
+    assert AuditEvent.objects.count() == 1

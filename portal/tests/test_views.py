@@ -93,6 +93,51 @@ def test_bad_cursor_is_404(client, admin_user):
     assert client.get(reverse("machine-list") + "?after=%%%").status_code == 404
 
 
+def _forged(value, pk=1) -> str:
+    return encode_cursor(value, pk)
+
+
+FORGED = [
+    # name, sort, value, id: values of the wrong type (or beyond what the database takes) for the sort field
+    ("audit-list", "sequence", "x", 1),
+    ("audit-list", "-sequence", [1], 1),
+    ("audit-list", "sequence", None, 1),
+    ("audit-list", "sequence", 10**30, 1),
+    ("audit-list", "occurred_at", "yesterday", 1),
+    ("audit-list", "occurred_at", 12, 1),
+    ("audit-list", "occurred_at", "9999-12-31T23:59:59-12:00", 1),
+    ("audit-list", "occurred_at", "2024-01-01T00:00:00+23:59", 1),
+    ("audit-list", "sequence", 1, "x"),
+    ("audit-list", "sequence", 1, 1e400),
+    ("machine-list", "hostname", "a\x00b", 1),
+    ("machine-list", "hostname", {"a": 1}, 1),
+    ("license-list", "issued_at", True, 1),
+    ("license-list", "hostname", 5, 10**30),
+    ("keypack-list", "installed_on", "2024-13-01", 1),
+    ("keypack-list", "total_licenses", "many", 1),
+    ("transfer-list", "requested_at", "x", 1),
+    ("reissuerequest-list", "called_at", [], 1),
+]
+
+
+@pytest.mark.parametrize("name, sort, value, pk", FORGED)
+@pytest.mark.parametrize("direction", ["after", "before"])
+def test_a_forged_cursor_is_404_or_ignored_never_a_server_error(client, admin_user, key_pack, name, sort, value, pk,
+                                                                direction):
+    # Runs on PostgreSQL too (DATABASE_URL), where a wrong-typed value used to reach the query.
+    LicenseFactory(key_pack=key_pack)
+    client.force_login(admin_user)
+    response = client.get(reverse(name), {"sort": sort, direction: _forged(value, pk)})
+    assert response.status_code in (200, 404), response.status_code
+
+
+def test_the_forged_cursor_from_the_issue_is_404(client, admin_user):
+    client.force_login(admin_user)
+    assert client.get("/audit/?sort=sequence&after=WyJ4IiwxXQ").status_code == 404
+    # A good cursor of the same list still pages.
+    assert client.get("/audit/", {"sort": "sequence", "after": _forged(0, 0)}).status_code == 200
+
+
 def _hostnames(response):
     return re.findall(r'href="/machines/\d+/">([^<]+)</a>', response.content.decode())
 

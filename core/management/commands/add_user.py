@@ -1,7 +1,8 @@
 import os
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -24,6 +25,16 @@ class Command(BaseCommand):
     def handle(self, *args, username, role, password, email, **options):
         password = password or os.environ.get("PORTAL_PASSWORD")
         User = get_user_model()
+        if password:
+            # The validators of AUTH_PASSWORD_VALIDATORS, before anything is written.
+            candidate = User.objects.filter(username=username).first() or User(username=username)
+            if email:
+                candidate.email = email
+            try:
+                password_validation.validate_password(password, user=candidate)
+            except ValidationError as exc:
+                raise CommandError("The password was refused, and nothing was changed: "
+                                   + " ".join(exc.messages)) from exc
         with transaction.atomic():
             user, created = User.objects.get_or_create(username=username)
             if created and not password:

@@ -163,3 +163,22 @@ def test_second_transfer_attempt_shows_the_refusal(page, article_data):
     expect(page.locator(".refusal").first).to_contain_text(
         f"CAL #{cal.pk} on ws-old-pc already has open transfer request")
     assert m.TransferRequest.objects.filter(license=cal).count() == 1
+
+
+def test_pages_run_under_the_content_security_policy(page, admin_user, article_data):
+    """No page of the portal needs an inline script or style: the browser refuses none."""
+    cal, _ = article_data
+    refused = []
+    page.on("console", lambda message: refused.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text else None)
+    log_in(page, "alice")
+    for url in ("/", "/licenses/", f"/licenses/{cal.pk}/", f"/key-packs/{cal.key_pack_id}/", "/machines/",
+                "/transfers/", "/audit/", "/reports/", "/imports/", "/csc-contacts/", "/api/v1/docs/"):
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+    page.goto(f"/transfers/new/?license={cal.pk}")
+    page.get_by_label("Target machine (host name)").fill("ws-new")  # htmx fetches the suggestions
+    expect(page.locator('#machine-suggestions option[value="ws-new-pc"]')).to_have_count(1)
+    page.goto("/api/v1/docs/")
+    expect(page.locator(".swagger-ui .info")).to_be_visible()
+    assert refused == []
