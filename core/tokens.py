@@ -14,16 +14,17 @@ from knox.models import AuthToken
 from core.audit import actor_name, audit_record
 
 
-def token_issue(*, user, ttl: timedelta, data: dict | None = None) -> tuple[str, datetime]:
+def token_issue(*, user, ttl: timedelta, data: dict | None = None, actor=None) -> tuple[str, datetime]:
     """A new token for ``user`` that ends after ``ttl``; returns the token and its expiry.
 
-    ``data`` adds to the audit event (e.g. how the user signed in)."""
+    ``data`` adds to the audit event (e.g. how the user signed in); ``actor`` is who asked
+    for it, the user by default."""
     if ttl <= timedelta(0):
         raise ValueError("A token's lifetime must be positive.")
     with transaction.atomic():
         instance, token = AuthToken.objects.create(user=user, expiry=ttl)
         audit_record(
-            actor=user, action="auth.token_issued", obj=user,
+            actor=user if actor is None else actor, action="auth.token_issued", obj=user,
             summary=f"API token issued to {user.get_username()}, valid until "
                     f"{instance.expiry:%Y-%m-%d %H:%M} UTC.",
             data={**(data or {}), "expires_at": instance.expiry},

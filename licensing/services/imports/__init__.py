@@ -26,12 +26,12 @@ from datetime import date
 from pathlib import PurePath
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from core import jobs
+from core import jobs, roles
 from core.files import import_storage
 from licensing import alerts
 from licensing.importers import wmi
@@ -45,6 +45,7 @@ from licensing.models import (
     Snapshot,
 )
 from licensing.services import reconciliation
+from licensing.services.collectors import collector_server_id
 from licensing.services.imports.apply import (
     ImportAuditBatch,
     create_machines,
@@ -73,7 +74,10 @@ def import_start(*, license_server: LicenseServer, files, actor, date_order: str
                  enqueue: bool = True) -> ImportJob:
     """Store the files and queue their import. ``files`` are (name, binary file) pairs, or
     the stored files of ``preview_of``. Refused (``ValidationError``) for bad options, and
-    (``ServiceUnavailable``) while the broker is down; then nothing is stored."""
+    (``ServiceUnavailable``) while the broker is down; then nothing is stored. Only an
+    administrator, or the collector account bound to ``license_server``, may start one
+    (``PermissionDenied``); the shell acts as the system."""
+    import_permission(actor, license_server)
     if date_order not in wmi.DATE_ORDERS:
         raise ValidationError({"date_order": f"Choose one of {', '.join(wmi.DATE_ORDERS)}."})
     if preview_of is None and not files:
@@ -98,6 +102,17 @@ def import_start(*, license_server: LicenseServer, files, actor, date_order: str
         if enqueue:
             jobs.enqueue(job)
     return job
+
+
+def import_permission(actor, license_server: LicenseServer) -> None:
+    if actor is None or isinstance(actor, str):
+        return  # the shell, a scheduled task
+    role = roles.role_of(actor)
+    if role == roles.COLLECTOR:
+        if collector_server_id(actor) != license_server.pk:
+            raise PermissionDenied("A collector account sends the exports of its own license server only.")
+    elif role != roles.ADMIN:
+        raise PermissionDenied("Only administrators import license server exports.")
 
 
 def import_confirm(*, preview: ImportJob, actor) -> ImportJob:
