@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -216,6 +217,17 @@ def start_worker(env: dict, folder: Path, name: str = "worker") -> Process:
     return process
 
 
+def multipart(fields: dict, files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for file_name, content in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{file_name}"\r\n'
+                     "Content-Type: text/csv\r\n\r\n".encode() + content + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
 class Web:
     """An HTTP client of one gunicorn, with a cookie jar for the pages and a token for the API."""
 
@@ -226,9 +238,14 @@ class Web:
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
-    def request(self, method: str, path: str, body=None, *, form: dict | None = None, api: bool = True):
+    def request(self, method: str, path: str, body=None, *, form: dict | None = None, api: bool = True,
+                files: list[tuple[str, bytes]] | None = None):
+        """``files`` (name, content) pairs send ``body``'s fields and the files as multipart, as
+        PowerShell's ``Invoke-RestMethod -Form`` does; their field name is ``files``."""
         data, headers = None, {"X-Forwarded-Proto": "https"}
-        if body is not None:
+        if files is not None:
+            data, headers["Content-Type"] = multipart(body or {}, files)
+        elif body is not None:
             data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
         if form is not None:
             data = urllib.parse.urlencode(form).encode()
@@ -247,8 +264,8 @@ class Web:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), exc.headers
 
-    def json(self, method: str, path: str, body=None, expect: int = 200):
-        status, content, _ = self.request(method, path, body)
+    def json(self, method: str, path: str, body=None, expect: int = 200, files=None):
+        status, content, _ = self.request(method, path, body, files=files)
         assert status == expect, (method, path, status, content[:2000], self.process.output()[-3000:])
         return json.loads(content) if content else None
 

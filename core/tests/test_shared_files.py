@@ -9,6 +9,7 @@ import pytest
 
 from core.tests.conftest import PASSWORD
 from core.tests.stack import free_port, manage, port_open, wait_for
+from licensing.tests.exports import issued, issued_csv, key_pack, key_packs_csv
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 BUCKET = "portal-files"
@@ -56,3 +57,37 @@ def test_an_export_written_by_the_worker_is_served_by_another_web_server(stack, 
     assert status == 200 and "attachment" in headers["Content-Disposition"]
     assert content == stored and content.count(b"\n") == done["rows"] + 1 and done["rows"] > 0
     assert not (tmp_path / "worker-only").exists() and not (tmp_path / "web-b-only").exists()
+
+
+def test_a_snapshot_pushed_to_one_web_server_is_imported_by_a_worker_elsewhere(stack, s3_server, tmp_path):
+    """A collector pushes a PowerShell 5.1 export (UTF-16) to one gunicorn; a worker with
+    folders of its own reads it from the bucket and imports it."""
+    endpoint, client = s3_server
+    stack.configure(PORTAL_FILE_STORAGE="s3", PORTAL_S3_BUCKET=BUCKET, PORTAL_S3_ENDPOINT_URL=endpoint,
+                    **CREDENTIALS)
+    admin = stack.web("web-a")
+    admin.sign_in_api("ops-admin", PASSWORD)
+    server = admin.json("POST", "/api/v1/license-servers/",
+                        {"name": "TSLS-HQ", "windows_version": "windows_server_2019"}, expect=201)
+    manage(stack.env, "add_user", "tsls-hq-collector", "--role", "collector", "--license-server", "TSLS-HQ")
+    token = manage(stack.env, "collector_token", "tsls-hq-collector", "--days", "7").strip()
+    stack.configure(PORTAL_IMPORT_ROOT=str(tmp_path / "worker-only"))
+    stack.worker()
+
+    files = [key_packs_csv(key_pack(31, 10, issued=2)),
+             issued_csv(issued(9001, 31, "WS-ALPHA"), issued(9002, 31, "WS-BETA"))]
+    collector = stack.web("web-b")
+    collector.token = token
+    job = collector.json("POST", "/api/v1/imports/", {"license_server": server["id"]}, files=files, expect=202)
+    done = wait_for(lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
+        collector.json("GET", f"/api/v1/imports/{job['id']}/")), timeout=60, what="the import", interval=0.25)
+    assert done["status"] == "done", done
+    assert done["summary"]["created"] == {"machine": 2, "key_pack": 1, "license": 2}
+    snapshot = admin.json("GET", f"/api/v1/snapshots/{done['snapshot']}/")
+    assert snapshot["sent_by"] == "tsls-hq-collector"
+    assert [f["name"] for f in snapshot["files"]] == ["keypacks.csv", "issued.csv"]
+    assert not (tmp_path / "worker-only").exists()  # the worker read the bucket, not a folder
+    stored = client.list_objects_v2(Bucket=BUCKET, Prefix="imports/").get("KeyCount", 0)
+    assert stored == 2  # kept for the job's page; purged with the import files' retention
+    status, _, _ = collector.request("GET", "/api/v1/licenses/")
+    assert status == 403
