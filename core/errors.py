@@ -48,6 +48,11 @@ class DomainCode(StrEnum):
     TRANSFER_NOT_READY = "transfer_not_ready"
     PRODUCT_MISMATCH = "product_mismatch"
     QUANTITY_TOO_SMALL = "quantity_too_small"
+    # Rule 12: revocation, on 2008 R2 and later servers, within 20% of a version's CALs.
+    REVOKE_NOT_SUPPORTED = "revoke_not_supported"
+    REVOKE_QUOTA_EXCEEDED = "revoke_quota_exceeded"
+    # Rule 13: a license server holds CALs of its own Windows version or older.
+    VERSION_NOT_SUPPORTED = "version_not_supported"
 
 
 class DomainError(Exception):

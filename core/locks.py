@@ -24,3 +24,18 @@ def lock_rows(queryset: QuerySet, pks) -> dict[int, Model]:
 
 def lock_one(queryset: QuerySet, pk) -> Model:
     return queryset.select_for_update(of=("self",), no_key=True).get(pk=pk)
+
+
+def share_key(queryset: QuerySet, pk) -> Model:
+    """Read a row FOR KEY SHARE: the committed row, which nobody may then lock FOR UPDATE
+    (e.g. to change what it allows) until this transaction ends, while other readers and
+    FOR NO KEY UPDATE holders go on. Elsewhere than PostgreSQL a plain read: SQLite has one
+    writer at a time."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return queryset.get(pk=pk)
+    table = queryset.model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR KEY SHARE', [pk])
+    return queryset.get(pk=pk)

@@ -1,7 +1,7 @@
 """Alerts by email, each sent once per object and threshold (recorded in AlertRecord)."""
 
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -21,7 +21,7 @@ from licensing.models import (
     ReissueStatus,
     TransferRequest,
 )
-from licensing.selectors import EXPIRY_WARNING_DAYS
+from licensing.selectors import EXPIRY_WARNING_DAYS, forecast_rows
 
 STALE_CALL_DAYS = 30
 
@@ -160,3 +160,56 @@ def alert_new_drift() -> int:
               ["A snapshot of a license server disagrees with the portal:", "", *lines, "", *details, "",
                "Review or acknowledge them at /reconciliation/."], recipients)
     return len(items)
+
+
+SHORTFALL_THRESHOLDS = (30, 7)  # days ahead, widest first
+
+
+def _shortfall_alerted(pair: str, threshold: int, shortfall_on: date, today: date) -> bool:
+    """Whether this threshold already went out for this shortfall: for the same date or an
+    earlier one still to come. A date that moved later is no news; one that moved earlier,
+    or a new shortfall after an old one has passed, is alerted again."""
+    for recorded in AlertRecord.objects.filter(kind="shortfall", object_type="forecast", object_id=pair,
+                                               threshold__startswith=f"{threshold}d:").values_list("threshold",
+                                                                                                  flat=True):
+        alerted_for = date.fromisoformat(recorded.split(":", 1)[1])
+        if today <= alerted_for <= shortfall_on:
+            return True
+    return False
+
+
+def alert_shortfalls(*, now=None) -> int:
+    """Rule 14: a shortfall of permanent seats coming within 30 days, and again within 7,
+    each alert sent once. Returns how many forecast rows were alerted."""
+    now = now or timezone.now()
+    recipients = settings.PORTAL_ALERT_RECIPIENTS
+    if not recipients:
+        return 0
+    today = timezone.localdate(now)
+    widest = SHORTFALL_THRESHOLDS[0]
+    rows = [r for r in forecast_rows(now=now) if r.shortfall_on and (r.shortfall_on - today).days <= widest]
+    with transaction.atomic():
+        lines = []
+        for row in rows:
+            days = (row.shortfall_on - today).days
+            pair = f"{row.license_server}:{row.product_version}"
+            due = [t for t in SHORTFALL_THRESHOLDS if days <= t and not _shortfall_alerted(pair, t, row.shortfall_on,
+                                                                                           today)]
+            claimed = [t for t in due if _claim("shortfall", "forecast", pair, f"{t}d:{row.shortfall_on.isoformat()}",
+                                                recipients)]
+            if not claimed:
+                continue
+            ending = sum(e["count"] for e in row.temporary_ending if e["date"] <= row.shortfall_on)
+            lines.append(
+                f"- {row.license_server_name}, {row.product_version_label}: {row.free_seats} permanent seat(s) free, "
+                f"{ending} temporary CAL(s) ending by {row.shortfall_on:%Y-%m-%d} (in {days} days)"
+            )
+        if lines:
+            # Sent inside the transaction: if the mail fails, the records roll back and the next run tries again.
+            _send(
+                f"[TS CAL portal] CAL shortfall coming on {len(lines)} license server product(s)",
+                ["Temporary CALs will end before enough permanent seats are free; clients will stop connecting:",
+                 "", *lines, "", "Install key packs or free seats in time; see the forecast on the dashboard."],
+                recipients,
+            )
+    return len(lines)

@@ -21,6 +21,18 @@ class WindowsVersion(models.TextChoices):
     WINDOWS_SERVER_2025 = "windows_server_2025", "Windows Server 2025"
 
 
+# Windows versions in release order: a license server holds CALs of its own version or older
+# (rule 13).
+VERSION_RANK = {version: rank for rank, version in enumerate(WindowsVersion.values)}
+
+# Rule 12: revocation in RD Licensing Manager exists from Windows Server 2008 R2 on.
+REVOCATION_FROM = WindowsVersion.WINDOWS_SERVER_2008_R2
+
+
+def version_rank(version: str) -> int:
+    return VERSION_RANK[version]
+
+
 # The article's era: these servers hand Windows 2000/XP Professional clients their built-in CAL.
 VERSIONS_WITH_BUILTIN_PRO_CAL = frozenset(
     {WindowsVersion.WINDOWS_2000_SERVER, WindowsVersion.WINDOWS_SERVER_2003}
@@ -62,6 +74,7 @@ class LicenseStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     TRANSFERRED = "transferred", "Transferred"
     EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
 
 
 class LicenseEndReason(models.TextChoices):
@@ -70,6 +83,7 @@ class LicenseEndReason(models.TextChoices):
     TRANSFERRED = "transferred", "Transferred to another machine"
     IMPORTED = "imported", "Ended on the license server (import)"
     ABSENT_ON_SERVER = "absent_on_server", "No longer listed by the license server"
+    REVOKED = "revoked", "Revoked in RD Licensing Manager"
 
 
 # A key pack's issued seats: its permanent CALs in these statuses (DOMAIN.md).

@@ -7,10 +7,11 @@ refusal against a line of the file. Neither needs the other, and these need no d
 """
 
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from core.errors import DomainCode, DomainError
 from inventory.models import OS_EDITIONS_WITH_BUILTIN_CAL, OsEdition
-from licensing.choices import CalType, LicenseKind, LicenseStatus, WindowsVersion
+from licensing.choices import REVOCATION_FROM, CalType, LicenseKind, LicenseStatus, WindowsVersion, version_rank
 
 
 @dataclass(frozen=True)
@@ -168,4 +169,92 @@ def below_issued_refusal(*, key_pack_id: int, server_name: str, issued: int, tot
         DomainCode.BELOW_ISSUED,
         f"Key pack {key_pack_id} on {server_name} has issued {issued} licenses; its total cannot go down to "
         f"{total}.",
+    )
+
+
+# Rule 13: a license server holds CALs of its own Windows version or older.
+def version_refusal(*, server_name: str, server_version: str, product_version: str) -> Refusal | None:
+    if version_rank(product_version) <= version_rank(server_version):
+        return None
+    return Refusal(
+        DomainCode.VERSION_NOT_SUPPORTED,
+        f"License server {server_name} runs {product_label(server_version)}; it cannot hold "
+        f"{product_label(product_version)} CALs (a license server holds CALs of its own Windows version or older).",
+    )
+
+
+def server_version_refusal(*, server_name: str, server_version: str, newest_held: str | None) -> Refusal | None:
+    """Rule 13 the other way round: a server is not set back below the CALs it holds."""
+    if newest_held is None or version_rank(newest_held) <= version_rank(server_version):
+        return None
+    return Refusal(
+        DomainCode.VERSION_NOT_SUPPORTED,
+        f"License server {server_name} holds {product_label(newest_held)} CALs; it cannot run "
+        f"{product_label(server_version)}, which is older (a license server holds CALs of its own Windows "
+        "version or older).",
+    )
+
+
+# Rule 12: revocation in RD Licensing Manager.
+REVOKE_QUOTA_PERCENT = 20
+QUOTA_HOLD_DAYS = 89
+
+
+def revoke_quota(installed: int) -> int:
+    """How many per-device CALs of one version on one server may be revoked at one time."""
+    return installed * REVOKE_QUOTA_PERCENT // 100
+
+
+def quota_holds_until(*, revoked_at: datetime, expires_at: datetime | None) -> datetime:
+    """Until when a revoked CAL holds its place in the quota: the date it would have expired,
+    or 89 days after the revocation when that is unknown."""
+    return expires_at if expires_at is not None else revoked_at + timedelta(days=QUOTA_HOLD_DAYS)
+
+
+def revoke_refusal(*, license_pk: int, hostname: str, server_name: str, server_version: str, kind: str,
+                   cal_type: str | None, status: str, pending: str | None = None) -> Refusal | None:
+    """``pending`` names an open transfer request of the CAL (e.g. "#4 (approved)")."""
+    if version_rank(server_version) < version_rank(REVOCATION_FROM):
+        return Refusal(
+            DomainCode.REVOKE_NOT_SUPPORTED,
+            f"License server {server_name} runs {product_label(server_version)}; revocation exists from "
+            f"{product_label(REVOCATION_FROM)} on. CAL #{license_pk} on {hostname} moves by the one-time transfer.",
+        )
+    if kind != LicenseKind.PERMANENT:
+        return Refusal(
+            DomainCode.REVOKE_NOT_SUPPORTED,
+            f"CAL #{license_pk} on {hostname} is temporary; only permanent per-device CALs are revoked.",
+        )
+    if cal_type == CalType.PER_USER:
+        return Refusal(
+            DomainCode.REVOKE_NOT_SUPPORTED,
+            f"CAL #{license_pk} on {hostname} is per user; only permanent per-device CALs are revoked.",
+        )
+    if status != LicenseStatus.ACTIVE:
+        return Refusal(
+            DomainCode.REVOKE_NOT_SUPPORTED,
+            f"CAL #{license_pk} on {hostname} is {LicenseStatus(status).label.lower()}; only an active CAL is "
+            "revoked.",
+        )
+    if pending is not None:
+        return Refusal(
+            DomainCode.TRANSFER_PENDING,
+            f"CAL #{license_pk} on {hostname} has open transfer request {pending}; cancel it before revoking the "
+            "CAL.",
+        )
+    return None
+
+
+def revoke_quota_refusal(*, server_name: str, product_version: str, installed: int, held: int,
+                         next_free: date | None) -> Refusal | None:
+    """``held``: the revoked CALs that hold a place in the quota at the revocation's time (at
+    its busiest point, for one recorded late); ``next_free``: when the first of them frees."""
+    quota = revoke_quota(installed)
+    if held < quota:
+        return None
+    when = f" The next place frees on {next_free:%Y-%m-%d}." if next_free else ""
+    return Refusal(
+        DomainCode.REVOKE_QUOTA_EXCEEDED,
+        f"{server_name} has {installed} {product_label(product_version)} per-device CALs installed: at most "
+        f"{quota} ({REVOKE_QUOTA_PERCENT}%) may be revoked at one time, and {held} already are.{when}",
     )

@@ -51,6 +51,11 @@ def purge_import_files() -> int:
     return imports.purge_import_files()
 
 
+@shared_task(name="licensing.tasks.alert_shortfalls")
+def alert_shortfalls() -> int:
+    return alerts.alert_shortfalls()
+
+
 @shared_task(name="licensing.tasks.alert_new_drift")
 def alert_new_drift() -> int:
     return alerts.alert_new_drift()

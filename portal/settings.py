@@ -394,6 +394,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "licensing.tasks.alert_stale_reissue_requests",
         "schedule": crontab(minute=20, hour=6),
     },
+    "alert-shortfalls": {
+        "task": "licensing.tasks.alert_shortfalls",
+        "schedule": crontab(minute=25, hour=6),
+    },
     "verify-audit-chain": {
         "task": "core.tasks.verify_audit_chain",
         "schedule": crontab(minute=30, hour=2),

@@ -45,6 +45,7 @@ class KeyPackSerializer(serializers.ModelSerializer):
     total_licenses = serializers.IntegerField(min_value=1, max_value=INTEGER_MAX)
     issued_licenses = serializers.IntegerField(source="issued_count", read_only=True)
     available_licenses = serializers.IntegerField(source="available_count", read_only=True)
+    installed_on = serializers.DateField(required=False, help_text="Today when not given.")
 
     class Meta:
         model = m.KeyPack
@@ -72,20 +73,24 @@ class KeyPackUpdateSerializer(KeyPackSerializer):
 class LicenseSerializer(serializers.ModelSerializer):
     hostname = serializers.CharField(source="machine.hostname", read_only=True)
     transferable = serializers.BooleanField(read_only=True)
+    end_reason = serializers.ChoiceField(choices=m.LicenseEndReason.choices, allow_blank=True, read_only=True,
+                                         help_text="Why it ended; empty while it is active.")
+    revoked_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                           help_text="When it was revoked in RD Licensing Manager (rule 12).")
 
     class Meta:
         model = m.License
         fields = [
             "id", "license_id", "machine", "hostname", "key_pack", "license_server",
             "product_version", "kind", "status", "issued_at", "expires_at", "transferred_from",
-            "transferable",
+            "transferable", "end_reason", "revoked_at",
         ]
         read_only_fields = fields
 
 
 LICENSE_LIST_COLUMNS = (
     "id", "license_id", "machine_id", "machine__hostname", "key_pack_id", "license_server_id",
-    "product_version", "kind", "status", "issued_at", "expires_at", "transferred_from_id",
+    "product_version", "kind", "status", "issued_at", "expires_at", "transferred_from_id", "end_reason", "ended_at",
 )
 def _datetime(value):
     """DRF's DateTimeField output for a stored (UTC) datetime: ISO 8601, UTC written as Z."""
@@ -113,6 +118,8 @@ def license_list_row(row: dict) -> dict:
         "transferable": rules.transferability_reason(
             kind=row["kind"], status=row["status"], transferred_from_id=row["transferred_from_id"]
         ) is None,
+        "end_reason": row["end_reason"],
+        "revoked_at": _datetime(row["ended_at"]) if row["status"] == m.LicenseStatus.REVOKED else None,
     }
 
 
@@ -181,6 +188,11 @@ class OptionalNoteSerializer(serializers.Serializer):
 
 class RequiredNoteSerializer(serializers.Serializer):
     note = serializers.CharField()
+
+
+class RevokeSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    revoked_at = serializers.DateTimeField(required=False, help_text="When it was revoked; now by default.")
 
 
 class ConfirmRemovalSerializer(serializers.Serializer):
@@ -273,11 +285,41 @@ class ComplianceRowSerializer(serializers.Serializer):
     available = serializers.IntegerField()
     temporary_active = serializers.IntegerField()
     temporary_expiring_14d = serializers.IntegerField()
+    revoked = serializers.IntegerField(help_text="Revoked CALs holding a place in the revocation quota today.")
+    revoke_quota = serializers.IntegerField(
+        help_text="How many may be revoked at one time: 20% of the installed per-device CALs, rounded down.")
+    per_user_installed = serializers.IntegerField()
+    per_user_issued = serializers.IntegerField(help_text="Per-user CALs the server's latest snapshot listed.")
+    shortfall_on = serializers.DateField(allow_null=True, help_text="See forecast/.")
 
 
 class ComplianceListSerializer(serializers.Serializer):
     results = ComplianceRowSerializer(many=True)
     next = serializers.URLField(allow_null=True)
+
+
+class TemporaryEndingSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    count = serializers.IntegerField()
+
+
+class ForecastRowSerializer(serializers.Serializer):
+    license_server = serializers.IntegerField()
+    product_version = serializers.ChoiceField(choices=m.WindowsVersion.choices)
+    free_seats = serializers.IntegerField(help_text="Available permanent per-device seats.")
+    temporary_ending = TemporaryEndingSerializer(many=True, help_text="When the active temporary CALs end.")
+    shortfall_on = serializers.DateField(
+        allow_null=True,
+        help_text="The first date on which more machines have lost their temporary CAL than seats are free.")
+
+
+class ForecastListSerializer(serializers.Serializer):
+    results = ForecastRowSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+class ForecastFilterSerializer(serializers.Serializer):
+    license_server = serializers.IntegerField(required=False, min_value=1, max_value=BIG_INTEGER_MAX)
 
 
 class ComplianceFilterSerializer(serializers.Serializer):

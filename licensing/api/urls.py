@@ -20,6 +20,7 @@ router.register("drift", imports.DriftItemViewSet, basename="api-driftitem")
 
 urlpatterns = [
     path("compliance/", views.ComplianceView.as_view(), name="api-compliance"),
+    path("forecast/", views.ForecastView.as_view(), name="api-forecast"),
     re_path(r"^reports/(?P<name>[-\w]+)\.(?P<fmt>\w+)$", reports.ReportDownloadView.as_view(), name="report-download"),
     *router.urls,
 ]

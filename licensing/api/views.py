@@ -22,16 +22,19 @@ from core.errors import DomainCode
 from licensing import filtersets
 from licensing import models as m
 from licensing.api import serializers as s
-from licensing.selectors import compliance_rows
+from licensing.selectors import compliance_rows, forecast_rows
 from licensing.services import licenses as license_services
 from licensing.services import reissue as reissue_services
+from licensing.services import revocations as revocation_services
 from licensing.services import servers as server_services
 from licensing.services import transfers as transfer_services
 
 ISSUE_CODES = (
     DomainCode.NO_LICENSES_AVAILABLE, DomainCode.PER_USER_KEY_PACK, DomainCode.OS_INCLUDES_CAL,
     DomainCode.MACHINE_ALREADY_LICENSED, DomainCode.TEMPORARY_ALREADY_USED, DomainCode.MACHINE_RETIRED,
+    DomainCode.VERSION_NOT_SUPPORTED,
 )
+REVOKE_CODES = (DomainCode.REVOKE_NOT_SUPPORTED, DomainCode.REVOKE_QUOTA_EXCEEDED, DomainCode.TRANSFER_PENDING)
 TRANSFER_RULE_CODES = (
     DomainCode.ALREADY_TRANSFERRED, DomainCode.NOT_TRANSFERABLE, DomainCode.TRANSFER_PENDING,
     DomainCode.SAME_MACHINE, DomainCode.OS_INCLUDES_CAL, DomainCode.MACHINE_ALREADY_LICENSED,
@@ -65,12 +68,14 @@ class LicenseServerViewSet(ServiceCrudViewSet):
     retrieve=extend_schema(responses={200: s.KeyPackSerializer, **DETAIL_ERRORS}),
     create=extend_schema(
         description="Records a purchased key pack (origin `original`). Reissued packs come "
-        "from `reissue-requests/{id}/install/`.",
-        responses={201: s.KeyPackSerializer, **WRITE_ERRORS},
+        "from `reissue-requests/{id}/install/`. A pack newer than its server's Windows version is "
+        "`version_not_supported`.",
+        responses={201: s.KeyPackSerializer, 409: conflict(DomainCode.VERSION_NOT_SUPPORTED), **WRITE_ERRORS},
     ),
     partial_update=extend_schema(
         request=s.KeyPackUpdateSerializer,
-        responses={200: s.KeyPackSerializer, 409: conflict(DomainCode.BELOW_ISSUED), **WRITE_DETAIL_ERRORS},
+        responses={200: s.KeyPackSerializer, 409: conflict(DomainCode.BELOW_ISSUED, DomainCode.VERSION_NOT_SUPPORTED),
+                   **WRITE_DETAIL_ERRORS},
     ),
 )
 class KeyPackViewSet(ServiceCrudViewSet):
@@ -116,6 +121,14 @@ class CscContactViewSet(ServiceCrudViewSet):
         request=s.LicenseIssueSerializer,
         responses={201: s.LicenseSerializer, 409: conflict(*ISSUE_CODES), **WRITE_ERRORS},
     ),
+    revoke=extend_schema(
+        description="Records that the CAL was revoked in RD Licensing Manager (rule 12; license servers running "
+        "Windows Server 2008 R2 or later): its seat returns to its pack at once, and it holds a place in the "
+        "server's revocation quota (20% of the version's installed per-device CALs) until its expiry date, or "
+        "89 days after `revoked_at` when that is unknown. Admins only.",
+        request=s.RevokeSerializer,
+        responses={200: s.LicenseSerializer, 409: conflict(*REVOKE_CODES), **WRITE_DETAIL_ERRORS},
+    ),
 )
 class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
     queryset = m.License.objects.select_related("machine")
@@ -124,6 +137,8 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
     filterset_class = filtersets.LicenseFilterSet
 
     def get_serializer_class(self):
+        if self.action == "revoke":
+            return s.RevokeSerializer
         return s.LicenseIssueSerializer if self.creating() else s.LicenseSerializer
 
     def list(self, request, *args, **kwargs):
@@ -148,6 +163,14 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
                 product_version=data["product_version"], actor=self.actor(),
             )
         return self.respond(license, status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        data = self.validated_input()
+        license = revocation_services.license_revoke(
+            license=self.get_object(), actor=self.actor(), note=data["note"], revoked_at=data.get("revoked_at"),
+        )
+        return self.respond(license)
 
 
 # --- Transfers -----------------------------------------------------------------------------------
@@ -356,6 +379,23 @@ class ComplianceView(APIView):
             product_version=filters.validated_data.get("product_version"),
         )
         results = s.ComplianceRowSerializer([row.as_dict() for row in rows], many=True).data
+        return Response({"results": results, "next": None})
+
+
+class ForecastView(APIView):
+    """Rule 14: one row per license server and product version (not paged)."""
+
+    http_method_names = ["get", "head", "options"]
+
+    @extend_schema(
+        parameters=[s.ForecastFilterSerializer],
+        responses={200: s.ForecastListSerializer, 400: BAD_REQUEST, **READ_ERRORS},
+    )
+    def get(self, request):
+        filters = s.ForecastFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = forecast_rows(license_server=filters.validated_data.get("license_server"))
+        results = s.ForecastRowSerializer([row.as_dict() for row in rows], many=True).data
         return Response({"results": results, "next": None})
 
 

@@ -27,7 +27,7 @@ from licensing.choices import (
     WindowsVersion,
 )
 from licensing.models.jobs import ExportJob
-from licensing.models.licenses import License, LicenseQuerySet
+from licensing.models.licenses import License, LicenseQuerySet, Revocation
 from licensing.models.servers import KeyPack, KeyPackQuerySet, LicenseServer, issued_q
 from licensing.models.snapshots import (
     CollectorBinding,
@@ -44,6 +44,6 @@ __all__ = [
     "CollectorBinding", "CscContact", "DriftItem", "DriftKind", "DriftState", "ExportJob", "ImportJob", "ImportRow",
     "PerUserIssuance", "Snapshot", "KeyPack", "KeyPackOrigin", "KeyPackQuerySet", "License", "LicenseEndReason",
     "LicenseKind", "LicenseProgram", "LicenseQuerySet", "LicenseServer", "LicenseStatus", "ReissueChannel",
-    "ReissueRequest", "ReissueStatus", "RemovalMethod", "TransferRequest", "TransferStatus", "WindowsVersion",
-    "issued_q",
+    "ReissueRequest", "ReissueStatus", "RemovalMethod", "Revocation", "TransferRequest", "TransferStatus",
+    "WindowsVersion", "issued_q",
 ]

@@ -1,5 +1,6 @@
 """Issued CALs: permanent ones from a key pack, temporary ones for 90 days."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -96,6 +97,11 @@ class License(models.Model):
                 condition=~Q(status=LicenseStatus.TRANSFERRED, kind=LicenseKind.TEMPORARY),
                 name="license_only_permanent_transferred",
             ),
+            # Rule 12: only permanent CALs are revoked.
+            models.CheckConstraint(
+                condition=~Q(status=LicenseStatus.REVOKED, kind=LicenseKind.TEMPORARY),
+                name="license_only_permanent_revoked",
+            ),
             # Rule 7: the license a transfer creates can never be transferred away.
             models.CheckConstraint(
                 condition=~Q(status=LicenseStatus.TRANSFERRED, transferred_from__isnull=False),
@@ -152,6 +158,11 @@ class License(models.Model):
         return reverse("license-detail", args=[self.pk])
 
     @property
+    def revoked_at(self):
+        """When it was revoked in RD Licensing Manager (rule 12), or None."""
+        return self.ended_at if self.status == LicenseStatus.REVOKED else None
+
+    @property
     def transferable(self) -> bool:
         """Rule 7, read-only: may this license still be the source of a transfer?
 
@@ -179,3 +190,39 @@ class License(models.Model):
         self.status, self.end_reason, self.ended_at = status, reason, at
         if save:
             self.save(update_fields=["status", "end_reason", "ended_at"])
+
+
+class Revocation(models.Model):
+    """A permanent per-device CAL revoked in RD Licensing Manager (rule 12): recorded by an
+    administrator, or seen in a snapshot. Its seat went back to its pack at once; the CAL
+    holds a place in its server's revocation quota (20% of the version's installed per-device
+    CALs) until ``holds_quota_until``. Never deleted."""
+
+    license = models.OneToOneField(License, on_delete=models.PROTECT, related_name="revocation")
+    license_server = models.ForeignKey(LicenseServer, on_delete=models.PROTECT, related_name="revocations")
+    product_version = models.CharField(max_length=32, choices=WindowsVersion.choices)
+    key_pack = models.ForeignKey(KeyPack, on_delete=models.PROTECT, related_name="revocations")
+    revoked_at = models.DateTimeField(help_text="When the CAL was revoked in RD Licensing Manager.")
+    holds_quota_until = models.DateTimeField(
+        help_text="Its expiry date when known, otherwise 89 days after the revocation.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+", help_text="Empty when a snapshot showed it.")
+    snapshot = models.ForeignKey("licensing.Snapshot", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="+", help_text="The snapshot that showed it, when it came from one.")
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-revoked_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(product_version__in=WindowsVersion.values), name="revocation_product_version_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["license_server", "product_version", "holds_quota_until"],
+                         name="revocation_quota_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"revocation of CAL #{self.license_id}"

@@ -9,6 +9,7 @@ from core.audit import audit_record
 from core.locks import lock_one
 from inventory.models import ClientMachine, MachineStatus
 from licensing import rules
+from licensing.choices import VERSION_RANK
 from licensing.models import (
     KeyPack,
     License,
@@ -18,6 +19,7 @@ from licensing.models import (
     LicenseStatus,
 )
 from licensing.rules import refuse_if
+from licensing.services.versions import check_version_supported
 
 TEMPORARY_CAL_DAYS = 90
 
@@ -145,9 +147,11 @@ def license_issue_permanent(*, machine: ClientMachine, key_pack: KeyPack, actor)
 def license_issue_temporary(
     *, machine: ClientMachine, license_server: LicenseServer, product_version: str, actor
 ) -> License:
-    """Issue a 90-day temporary CAL (rules 3, 4, 5, 6)."""
+    """Issue a 90-day temporary CAL (rules 3, 4, 5, 6 and 13)."""
     with transaction.atomic():
         machine = lock_one(ClientMachine.objects, machine.pk)
+        if product_version in VERSION_RANK:  # an unknown one is refused by the table's check
+            check_version_supported(license_server_id=license_server.pk, product_version=product_version)
         check_machine_can_receive(
             machine=machine, license_server=license_server, product_version=product_version
         )

@@ -15,6 +15,7 @@ from core.audit import audit_record
 from core.errors import DomainCode, DomainError
 from core.locks import lock_one
 from licensing import rules
+from licensing.choices import VERSION_RANK
 from licensing.models import (
     CalType,
     CscContact,
@@ -33,6 +34,7 @@ from licensing.services.transfers import (
     transfers_await_reissue,
     transfers_back_to_removal_confirmed,
 )
+from licensing.services.versions import check_version_supported
 
 
 def _check_open(call: ReissueRequest, verb: str) -> None:
@@ -73,6 +75,8 @@ def reissue_log_call(
         csc_location = csc_location or csc_contact.location
         csc_phone_number = csc_phone_number or csc_contact.phone_number
     with transaction.atomic():
+        if product_version in VERSION_RANK:  # an unknown one is a field error, from full_clean
+            check_version_supported(license_server_id=license_server.pk, product_version=product_version)
         locked = lock_transfers(transfer_pks)
         for transfer in locked:
             if transfer.status != TransferStatus.REMOVAL_CONFIRMED:
@@ -140,6 +144,7 @@ def reissue_install(
     with transaction.atomic():
         call = lock_one(ReissueRequest.objects.select_related("license_server"), reissue_request.pk)
         _check_open(call, "installed")
+        check_version_supported(license_server_id=call.license_server_id, product_version=call.product_version)
         transfer_pks = list(call.current_transfers.values_list("pk", flat=True))
         transfers = lock_transfers(transfer_pks)
         if total_licenses < len(transfers):

@@ -4,10 +4,12 @@ from datetime import date
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from core.locks import lock_one
 from core.services import create_validated, update_validated
 from licensing import rules
+from licensing.choices import VERSION_RANK
 from licensing.models import (
     CscContact,
     KeyPack,
@@ -16,6 +18,7 @@ from licensing.models import (
 )
 from licensing.rules import refuse_if
 from licensing.services.licenses import issued_count
+from licensing.services.versions import check_version_supported, newest_product_held
 
 LICENSE_SERVER_FIELDS = (
     "name", "windows_version", "server_id", "activation_status",
@@ -44,7 +47,15 @@ def license_server_create(*, actor, **fields) -> LicenseServer:
 
 def license_server_update(*, license_server: LicenseServer, actor, data: dict) -> LicenseServer:
     with transaction.atomic():
-        server = lock_one(LicenseServer.objects, license_server.pk)
+        # FOR UPDATE, not the usual NO KEY UPDATE: a key pack entering the server meanwhile
+        # (check_version_supported, FOR KEY SHARE) waits, and this sees it.
+        server = LicenseServer.objects.select_for_update(of=("self",)).get(pk=license_server.pk)
+        if data.get("windows_version", server.windows_version) not in (server.windows_version, None) and (
+                data["windows_version"] in VERSION_RANK):
+            refuse_if(rules.server_version_refusal(
+                server_name=server.name, server_version=data["windows_version"],
+                newest_held=newest_product_held(server.pk),
+            ))
         server, _ = update_validated(
             instance=server, data=data, fields=LICENSE_SERVER_FIELDS, actor=actor,
             action="license_server.updated", summary=f"License server {server.name} edited.",
@@ -61,13 +72,16 @@ def key_pack_install(
     cal_type: str,
     license_program: str,
     total_licenses: int,
-    installed_on: date,
+    installed_on: date | None = None,
     agreement_number: str = "",
     expires_on: date | None = None,
     description: str = "",
     notes: str = "",
 ) -> KeyPack:
-    """Record a purchased key pack installed on a license server (origin ``original``)."""
+    """Record a purchased key pack installed on a license server (origin ``original``);
+    installed today unless ``installed_on`` says otherwise. Rule 13: ``version_not_supported``
+    for a pack newer than its server."""
+    installed_on = installed_on or timezone.localdate()
     pack = KeyPack(
         license_server=license_server, key_pack_id=key_pack_id, product_version=product_version,
         cal_type=cal_type, license_program=license_program, total_licenses=total_licenses,
@@ -75,6 +89,8 @@ def key_pack_install(
         description=description, notes=notes, origin=KeyPackOrigin.ORIGINAL,
     )
     with transaction.atomic():
+        if product_version in VERSION_RANK:  # an unknown one is a field error, from full_clean
+            check_version_supported(license_server_id=license_server.pk, product_version=product_version)
         return create_validated(
             instance=pack, actor=actor, action="key_pack.installed",
             summary=f"Key pack {key_pack_id} ({total_licenses} {pack.get_cal_type_display()} "
@@ -100,6 +116,10 @@ def key_pack_update(*, key_pack: KeyPack, actor, data: dict) -> KeyPack:
             }
             if fixed:
                 raise ValidationError(fixed)
+        if data.get("product_version", pack.product_version) != pack.product_version and (
+                data["product_version"] in VERSION_RANK):
+            check_version_supported(license_server_id=pack.license_server_id,
+                                    product_version=data["product_version"])
         pack, _ = update_validated(
             instance=pack, data=data, fields=KEY_PACK_EDITABLE_FIELDS, actor=actor,
             action="key_pack.updated",

@@ -17,7 +17,7 @@ AUDIT_FIELDS = {
 }
 COMPLIANCE_FIELDS = {
     "license_server", "product_version", "installed", "issued", "available", "temporary_active",
-    "temporary_expiring_14d",
+    "temporary_expiring_14d", "revoked", "revoke_quota", "per_user_installed", "per_user_issued", "shortfall_on",
 }
 
 
@@ -118,6 +118,8 @@ class TestComplianceAPI:
         hq = rows[(server.pk, "windows_server_2003")]
         assert (hq["installed"], hq["issued"], hq["available"]) == (5, 1, 4)
         assert (hq["temporary_active"], hq["temporary_expiring_14d"]) == (1, 0)
+        assert (hq["revoked"], hq["revoke_quota"], hq["per_user_installed"], hq["per_user_issued"]) == (0, 1, 0, 0)
+        assert hq["shortfall_on"] is None  # 4 seats free, 1 temporary CAL to end
         assert rows[(other.pk, "windows_server_2008")]["installed"] == 7
 
     def test_filters(self, issued, server, admin_user):

@@ -13,7 +13,7 @@ from portal.tests.api_mixins import (
 
 LICENSE_FIELDS = {
     "id", "license_id", "machine", "hostname", "key_pack", "license_server", "product_version",
-    "kind", "status", "issued_at", "expires_at", "transferred_from", "transferable",
+    "kind", "status", "issued_at", "expires_at", "transferred_from", "transferable", "end_reason", "revoked_at",
 }
 
 

@@ -9,8 +9,9 @@ from inventory.models import ClientMachine
 from licensing import models as m
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
 from licensing.services.reissue import reissue_log_call
+from licensing.services.revocations import license_revoke
 from licensing.services.transfers import transfer_approve, transfer_confirm_removal, transfer_file
-from licensing.tests.factories import KeyPackFactory, LicenseFactory, MachineFactory
+from licensing.tests.factories import KeyPackFactory, LicenseFactory, LicenseServerFactory, MachineFactory
 from portal.tests.api_mixins import api_client
 
 
@@ -23,6 +24,7 @@ def database_state():
         "packs": list(m.KeyPack.objects.order_by("pk").values_list("pk", "total_licenses")),
         "calls": list(m.ReissueRequest.objects.order_by("pk").values_list("pk", "status")),
         "machines": list(ClientMachine.objects.order_by("pk").values_list("pk", "status")),
+        "revocations": list(m.Revocation.objects.values_list("pk", "license_id")),
     }
 
 
@@ -146,8 +148,28 @@ def product_mismatch(w):
     return ("post", "/api/v1/reissue-requests/", {
         "called_at": "2004-05-03T10:00:00Z", "csc_location": "North America",
         "csc_phone_number": "+1 888 571 2048", "license_server": w.server.pk,
-        "product_version": "windows_server_2008", "license_program": "select",
+        "product_version": "windows_2000_server", "license_program": "select",
         "quantity_requested": 1, "transfers": [transfer.pk]})
+
+
+def revoke_not_supported(w):
+    # The article's server (Windows Server 2003): a CAL moves by the one-time transfer only.
+    return ("post", f"/api/v1/licenses/{w.issue().pk}/revoke/", {})
+
+
+def revoke_quota_exceeded(w):
+    server = LicenseServerFactory(name="TSLS-2019", windows_version="windows_server_2019",
+                                  builtin_cal_for_pro_clients=False)
+    pack = KeyPackFactory(license_server=server, product_version="windows_server_2019", total_licenses=5)  # quota 1
+    first, second = w.issue(pack=pack), w.issue(pack=pack)
+    license_revoke(license=first, actor=w.alice)
+    return ("post", f"/api/v1/licenses/{second.pk}/revoke/", {"note": "Re-imaged"})
+
+
+def version_not_supported(w):
+    return ("post", "/api/v1/key-packs/", {
+        "license_server": w.server.pk, "key_pack_id": 2019, "product_version": "windows_server_2019",
+        "cal_type": "per_device", "license_program": "select", "total_licenses": 10})
 
 
 def quantity_too_small(w):
@@ -159,7 +181,7 @@ SCENARIOS = [
     no_licenses_available, per_user_key_pack, os_includes_cal, machine_already_licensed,
     temporary_already_used, machine_retired, already_transferred, not_transferable,
     transfer_pending, same_machine, four_eyes, invalid_state, below_issued, transfer_not_ready,
-    product_mismatch, quantity_too_small,
+    product_mismatch, quantity_too_small, revoke_not_supported, revoke_quota_exceeded, version_not_supported,
 ]
 
 

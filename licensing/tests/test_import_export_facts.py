@@ -51,7 +51,7 @@ def problems(export):
 @pytest.fixture
 def server_east(db):
     return LicenseServerFactory(
-        name="TSLS-EAST", windows_version=WindowsVersion.WINDOWS_SERVER_2008_R2,
+        name="TSLS-EAST", windows_version=WindowsVersion.WINDOWS_SERVER_2012,
         builtin_cal_for_pro_clients=False,
     )
 

@@ -1,7 +1,7 @@
 """The import service: what an import creates, updates, skips and refuses."""
 
 import hashlib
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,12 +137,16 @@ def test_a_newer_export_updates_what_changed(server, admin_user):
     assert KeyPack.objects.get(key_pack_id=4).total_licenses == 5
     mismatch = DriftItem.objects.get(kind=DriftKind.PACK_COUNT_MISMATCH)
     assert "TotalLicenses 8 on the server, 5 in the portal" in mismatch.detail
+    # Revoked on the server (rule 12): revoked here too, with its place in the quota.
     revoked = License.objects.get(license_id=1)
-    assert (revoked.status, revoked.end_reason) == (LicenseStatus.EXPIRED, LicenseEndReason.IMPORTED)
-    assert revoked.ended_at is not None
+    assert (revoked.status, revoked.end_reason) == (LicenseStatus.REVOKED, LicenseEndReason.REVOKED)
+    assert revoked.ended_at is not None and revoked.revoked_at == revoked.ended_at
+    revocation = revoked.revocation
+    assert (revocation.recorded_by, revocation.snapshot) == (None, Snapshot.objects.latest("pk"))
+    assert revocation.holds_quota_until == (revoked.expires_at or revoked.ended_at + timedelta(days=89))
     assert License.objects.get(license_id=6).machine.hostname == "WS-0006"
     updated = AuditEvent.objects.get(action="import.license_updated")
-    assert updated.data["changes"]["status"] == ["active", "expired"]
+    assert updated.data["changes"]["status"] == ["active", "revoked"]
 
     # CALs an earlier snapshot listed and this one does not: the server ended them, so the portal does.
     later = (FILES / "issued_ps51_later.csv").read_text().splitlines(keepends=True)

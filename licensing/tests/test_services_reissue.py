@@ -108,7 +108,7 @@ def test_transfer_not_ready(status, admin_user, second_admin, pack):
 def test_product_mismatch(admin_user, second_admin, pack, server):
     transfer = ready_transfer(pack, admin_user, second_admin)
     with refused("product_mismatch"):
-        log_call(admin_user, pack, [transfer], product_version="windows_server_2008")
+        log_call(admin_user, pack, [transfer], product_version="windows_2000_server")
     other_server_pack = KeyPackFactory()
     with refused("product_mismatch"):
         log_call(admin_user, other_server_pack, [transfer], product_version=pack.product_version)

@@ -15,6 +15,7 @@ from django.db.models.functions import Lower
 from core.audit import AuditBatch
 from core.bulk import insert_rows
 from inventory.models import ClientMachine, OsEdition
+from licensing import rules
 from licensing.models import (
     ImportRow,
     KeyPack,
@@ -23,6 +24,7 @@ from licensing.models import (
     LicenseKind,
     LicenseStatus,
     PerUserIssuance,
+    Revocation,
     Snapshot,
     WindowsVersion,
 )
@@ -158,7 +160,7 @@ def machine_events(audit: ImportAuditBatch, planner: Planner, machines: array, r
             )
 
 
-def write_updates(planner: Planner, updates: dict, audit: ImportAuditBatch, *, now) -> None:
+def write_updates(planner: Planner, updates: dict, audit: ImportAuditBatch, *, now, snapshot: Snapshot) -> None:
     """Apply planned license updates (to rows locked beforehand), each with its event."""
     if not updates:
         return
@@ -184,6 +186,12 @@ def write_updates(planner: Planner, updates: dict, audit: ImportAuditBatch, *, n
         changed.append((lic, update))
     fields = sorted({name for _, u in changed for name in u.changes})
     License.objects.bulk_update([lic for lic, _ in changed], fields, batch_size=WRITE_BATCH)
+    Revocation.objects.bulk_create([
+        Revocation(license=lic, license_server=server, product_version=lic.product_version, key_pack_id=lic.key_pack_id,
+                   revoked_at=now, holds_quota_until=rules.quota_holds_until(revoked_at=now, expires_at=lic.expires_at),
+                   snapshot=snapshot, note=f"Revoked on {server.name}, seen in snapshot #{snapshot.pk}.")
+        for lic, _ in changed if lic.status == LicenseStatus.REVOKED
+    ])
     for lic, update in changed:
         audit.add(
             action="import.license_updated", obj=lic,
@@ -199,7 +207,7 @@ def write_chunk(planner: Planner, chunk: ChunkPlan, audit: ImportAuditBatch, *, 
     """Write one chunk's plan: its updates, its new CALs and its per-user CALs."""
     server = planner.server
     report = planner.report
-    write_updates(planner, chunk.updates, audit, now=now)
+    write_updates(planner, chunk.updates, audit, now=now, snapshot=snapshot)
     instances = [
         License(
             license_id=new.row.license_id, machine_id=new.machine.pk, key_pack=new.pack, license_server=server,

@@ -117,6 +117,13 @@ class Planner:
         existing = self.existing_packs.get(row.key_pack_id)
         plan = PackPlan(file=export, row=row, existing=existing)
         self.packs[row.key_pack_id] = plan
+        refusal = rules.version_refusal(server_name=self.server.name, server_version=self.server.windows_version,
+                                        product_version=row.product_version)
+        if refusal is not None:
+            plan.blocked = True
+            self.problem(ERROR, export.name, row.line, "ProductVersion",
+                         f"Key pack {row.key_pack_id}: {refusal.detail}", refusal.code)
+            return
         if existing is None:
             return
         if (existing.product_version, existing.cal_type) != (row.product_version, row.cal_type):
@@ -217,21 +224,26 @@ class Planner:
     def _status_label(self, row):
         return f"LicenseStatus {row.status} ({wmi.LICENSE_STATUS_LABELS.get(row.status, 'not documented')})"
 
-    def _end(self, existing: RecordedLicense, *, file, row, reason, why):
+    def _end(self, existing: RecordedLicense, *, file, row, reason, why, status=LicenseStatus.EXPIRED):
         """Plan the end of an active CAL (``License.end`` writes it)."""
         self.chunk.updates[existing.pk] = LicenseUpdate(
             license_pk=existing.pk,
-            changes={"status": [existing.status, LicenseStatus.EXPIRED], "end_reason": [existing.end_reason, reason]},
+            changes={"status": [existing.status, status], "end_reason": [existing.end_reason, reason]},
             file=file, line=row.line, why=why,
         )
-        existing.status = LicenseStatus.EXPIRED
+        existing.status = status
         if existing.kind == LicenseKind.PERMANENT:
             self.pack_issued[existing.key_pack_id] -= 1
 
     def _plan_ended(self, file, row):
         existing = self.existing.get(row.license_id)
         if row.status == wmi.LICENSE_STATUS_REVOKED and existing is not None:
-            if existing.status == LicenseStatus.ACTIVE:
+            if existing.status == LicenseStatus.ACTIVE and existing.kind == LicenseKind.PERMANENT:
+                # Rule 12, seen on the server: no quota check, the server enforced it.
+                self._end(existing, file=file, row=row, reason=LicenseEndReason.REVOKED,
+                          status=LicenseStatus.REVOKED,
+                          why=f"LicenseId {row.license_id} was revoked on the license server")
+            elif existing.status == LicenseStatus.ACTIVE:
                 self._end(existing, file=file, row=row, reason=LicenseEndReason.IMPORTED,
                           why=f"LicenseId {row.license_id} was revoked on the license server")
             else:
