@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Sum
+from django.db.models import Count, Exists, OuterRef, Subquery, Sum
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -146,14 +146,16 @@ def _license_findings(server, job, now) -> list[Finding]:
             product_version=lic.product_version,
         ))
     products = dict(KeyPack.objects.filter(license_server=server).values_list("key_pack_id", "product_version"))
-    listed_per_host = defaultdict(int)
-    for key, key_pack_id, n in (
-        listed(job).filter(stage=ImportRow.PERMANENT).values("computer_key", "key_pack_id")
-        .annotate(n=Count("id")).filter(n__gt=0).values_list("computer_key", "key_pack_id", "n")
-    ):
-        if key_pack_id in products:
-            listed_per_host[(key, products[key_pack_id])] += n
-    duplicates = sorted(k for k, n in listed_per_host.items() if n > 1)
+    # Counted by the database: only the hosts listed more than once come back, however long the file.
+    product_of = KeyPack.objects.filter(license_server=server, key_pack_id=OuterRef("key_pack_id"))
+    listed_per_host = dict(
+        ((key, product), n) for key, product, n in
+        listed(job).filter(stage=ImportRow.PERMANENT)
+        .annotate(product=Subquery(product_of.values("product_version")[:1])).filter(product__isnull=False)
+        .values("computer_key", "product").annotate(n=Count("id")).filter(n__gt=1)
+        .values_list("computer_key", "product", "n")
+    )
+    duplicates = sorted(listed_per_host)
     machines = dict(ClientMachine.objects.annotate(key=Lower("hostname"))
                     .filter(key__in=[key for key, _ in duplicates]).values_list("key", "pk"))
     for key, product in duplicates:
