@@ -132,7 +132,7 @@ def _next_fields(
     data: dict | None = None,
     refs: dict[str, list] | None = None,
     occurred_at: datetime | None = None,
-) -> AuditEvent:
+) -> dict:
     """The fields of the event that follows ``head``; the (locked) head moves on to it."""
     if obj is not None:
         object_type, object_id = object_ref(obj)
