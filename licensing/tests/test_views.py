@@ -93,6 +93,8 @@ def test_second_transfer_attempt_shows_the_rule_and_changes_nothing(client, admi
     assert response.status_code == 409
     assert "already has open transfer request" in response.content.decode()
     assert 'class="refusal"' in response.content.decode()
+    # The sentence comes with the rule's stable code, as the API gives it.
+    assert '<code class="refusal-code">transfer_pending</code>' in response.content.decode()
     assert table_state() == before
 
 
