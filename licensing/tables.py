@@ -43,11 +43,12 @@ KEY_PACKS = Table(
         "total_licenses": Column("Total", "total_licenses", NUMBER, sort="total_licenses"),
         "issued": Column("Issued", "issued_count", NUMBER),
         "available": Column("Available", "available_count", NUMBER),
+        "revoked": Column("Revoked", "revoked_count", NUMBER),
         "origin": Column("Origin", "origin", CHOICE, choices=c.KeyPackOrigin.choices, sort="origin"),
         "installed_on": Column("Installed", "installed_on", sort="installed_on"),
     },
     page=("key_pack_id", "license_server", "product_version", "cal_type", "license_program", "total_licenses",
-          "issued", "available", "origin", "installed_on"),
+          "issued", "available", "revoked", "origin", "installed_on"),
     default_sort="-id",
 )
 
