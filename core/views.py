@@ -44,16 +44,29 @@ def form_page(request, form, *, title, submit, cancel_url, refusal=None, intro="
     }, status=status)
 
 
-def run_service(form, call):
-    """Call one service for a valid form. Returns (result, refusal sentence or None).
+class RefusalText(str):
+    """A refused rule's sentence that also carries its stable code, so a page shows both
+    (``{{ refusal }}`` and ``{{ refusal.code }}``) and it still compares equal to the sentence."""
 
-    A ValidationError lands on the form's fields; a DomainError becomes the sentence.
+    code: str
+
+    def __new__(cls, detail: str, code: str):
+        text = super().__new__(cls, detail)
+        text.code = code
+        return text
+
+
+def run_service(form, call):
+    """Call one service for a valid form. Returns (result, refusal or None).
+
+    A ValidationError lands on the form's fields; a DomainError becomes the refusal: its
+    sentence, with its code (``RefusalText``).
     """
     try:
         return call(), None
     except DomainError as exc:
         form.add_error(None, exc.detail)
-        return None, exc.detail
+        return None, RefusalText(exc.detail, exc.code.value)
     except ValidationError as exc:
         attach_errors(form, exc)
         return None, None

@@ -102,7 +102,18 @@ class IssueLicenseForm(forms.Form):
         return data
 
 
+def _server_label(server) -> str:
+    return f"{server.name} ({server.get_windows_version_display()})"
+
+
 class KeyPackForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Rule 13 depends on the server's version: show it next to the name.
+        self.fields["license_server"].label_from_instance = _server_label
+        self.fields["product_version"].help_text = (
+            "A license server holds CALs of its own Windows version or older.")
+
     class Meta:
         model = m.KeyPack
         fields = [
@@ -162,6 +173,15 @@ def _transfer_label(transfer) -> str:
     return (f"#{transfer.pk}: CAL #{license.pk} {transfer.source_machine.hostname} -> "
             f"{transfer.target_machine.hostname} ({license.get_product_version_display()}, "
             f"{license.license_server.name})")
+
+
+class RevokeLicenseForm(forms.Form):
+    revoked_at = forms.DateTimeField(
+        required=False, widget=DateTimeInput, label="Revoked at",
+        help_text="When it was revoked in RD Licensing Manager; now when left empty.",
+    )
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                           help_text="e.g. the computer was reimaged; kept with the revocation.")
 
 
 class InstallReissueForm(forms.Form):

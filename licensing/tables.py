@@ -43,11 +43,12 @@ KEY_PACKS = Table(
         "total_licenses": Column("Total", "total_licenses", NUMBER, sort="total_licenses"),
         "issued": Column("Issued", "issued_count", NUMBER),
         "available": Column("Available", "available_count", NUMBER),
+        "revoked": Column("Revoked", "revoked_count", NUMBER),
         "origin": Column("Origin", "origin", CHOICE, choices=c.KeyPackOrigin.choices, sort="origin"),
         "installed_on": Column("Installed", "installed_on", sort="installed_on"),
     },
     page=("key_pack_id", "license_server", "product_version", "cal_type", "license_program", "total_licenses",
-          "issued", "available", "origin", "installed_on"),
+          "issued", "available", "revoked", "origin", "installed_on"),
     default_sort="-id",
 )
 
@@ -157,5 +158,28 @@ DRIFT_ITEMS = Table(
     report=("id", "kind", "state", "license_server", "product_version", "machine", "key_pack", "license", "detail",
             "first_seen_snapshot", "first_seen", "last_seen_snapshot", "last_seen", "resolved_snapshot",
             "acknowledged_by", "acknowledged_at", "note"),
+    default_sort="-id",
+)
+
+REVOCATIONS = Table(
+    columns={
+        "id": Column("Revocation", "id", NUMBER, 10, sort="id"),
+        "license_server": Column("License server", "license_server__name", TEXT, 18),
+        "product_version": Column("Product", "product_version", CHOICE, 24, c.WindowsVersion.choices,
+                                  report_label="Product version"),
+        "license": Column("CAL", "license_id", NUMBER, 10, report_label="License"),
+        "license_id": Column("LicenseId", "license__license_id", NUMBER, 12),
+        "hostname": Column("Host name", "license__machine__hostname", TEXT, 24),
+        "key_pack": Column("Key pack", "key_pack__key_pack_id", NUMBER, 12, report_label="KeyPackId"),
+        "revoked_at": Column("Revoked", "revoked_at", DATETIME, 26, sort="revoked_at", report_label="Revoked at"),
+        "holds_quota_until": Column("Holds a quota place until", "holds_quota_until", DATETIME, 26),
+        # Who recorded it, or the snapshot that showed it (a report's ``enrich`` fills it in).
+        "recorded_by": Column("Recorded by", "@recorded_by", TEXT, 16),
+        "recorded_at": Column("Recorded at", "recorded_at", DATETIME, 26),
+        "note": Column("Note", "note", TEXT, 40),
+    },
+    page=("id", "hostname", "product_version", "license_server", "revoked_at", "holds_quota_until", "recorded_by"),
+    report=("id", "license_server", "product_version", "license", "license_id", "hostname", "key_pack", "revoked_at",
+            "holds_quota_until", "recorded_by", "recorded_at", "note"),
     default_sort="-id",
 )

@@ -8,6 +8,7 @@ urlpatterns = [
     # Licenses, key packs and the CSC phone book
     path("licenses/", licenses.LicenseListView.as_view(), name="license-list"),
     path("licenses/<int:pk>/", licenses.license_detail, name="license-detail"),
+    path("licenses/<int:pk>/revoke/", licenses.license_revoke, name="license-revoke"),
     path("key-packs/", licenses.KeyPackListView.as_view(), name="keypack-list"),
     path("key-packs/new/", licenses.keypack_new, name="keypack-new"),
     path("key-packs/<int:pk>/", licenses.keypack_detail, name="keypack-detail"),

@@ -30,6 +30,21 @@ def _percent(part: int, whole: int) -> int:
     return max(0, min(100, round(100 * part / whole)))
 
 
+def shortfalls(*, now) -> list[dict]:
+    """Rule 14 on the dashboard: each server and product with a coming shortfall, soonest
+    first, with its free seats and the temporary CALs that end by that date."""
+    coming = [row for row in selectors.forecast_rows(now=now) if row.shortfall_on is not None]
+    coming.sort(key=lambda row: (row.shortfall_on, row.license_server_name, row.product_version))
+    return [
+        {
+            "row": row,
+            "ending_by_then": sum(day["count"] for day in row.temporary_ending if day["date"] <= row.shortfall_on),
+            "days_left": (row.shortfall_on - timezone.localdate(now)).days,
+        }
+        for row in coming
+    ]
+
+
 def dashboard(request):
     now = timezone.now()
     rows = selectors.compliance_rows(now=now)
@@ -59,6 +74,7 @@ def dashboard(request):
     )
     open_drift = selectors.open_drift_by_server_and_kind()
     context = {
+        "shortfalls": shortfalls(now=now),
         "open_drift": open_drift,
         "open_drift_total": sum(row["n"] for row in open_drift),
         "last_snapshot": selectors.latest_snapshot(),

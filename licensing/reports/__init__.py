@@ -13,14 +13,17 @@ from licensing.reports.base import (
 from licensing.reports.catalog import (
     AUDIT_TRAIL,
     COMPLIANCE,
+    DRIFT,
     LICENSES,
     REISSUE_REQUESTS,
     REPORTS,
+    REVOCATIONS,
     TRANSFERS,
     get_report,
 )
 
 __all__ = [
-    "AUDIT_TRAIL", "COMPLIANCE", "DRIFT", "LICENSES", "LIST_ONLY_PARAMS", "REISSUE_REQUESTS", "REPORTS", "TRANSFERS",
-    "Column", "InvalidFilters", "Report", "get_report", "neutralise", "parse_moment", "since_until_filters",
+    "AUDIT_TRAIL", "COMPLIANCE", "DRIFT", "LICENSES", "LIST_ONLY_PARAMS", "REISSUE_REQUESTS", "REPORTS", "REVOCATIONS",
+    "TRANSFERS", "Column", "InvalidFilters", "Report", "get_report", "neutralise", "parse_moment",
+    "since_until_filters",
 ]

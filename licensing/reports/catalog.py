@@ -1,10 +1,12 @@
 """The reports people export (DOMAIN.md "Reports people need"), by name."""
 
 import django_filters
+from django.db.models import Q
 
-from core.filtersets import AuditEventFilterSet
+from core.filtersets import AuditEventFilterSet, SearchFilterSet, int_or_none, matching_ids
 from core.models import AuditEvent
 from core.tables import AUDIT_EVENTS
+from inventory.models import hostname_prefix_ids
 from licensing import models as m
 from licensing import tables
 from licensing.filtersets import DriftItemFilterSet, LicenseFilterSet, ReissueRequestFilterSet, TransferFilterSet
@@ -30,6 +32,25 @@ class ComplianceFilterSet(django_filters.FilterSet):
         fields = []
 
 
+class RevocationFilterSet(SearchFilterSet):
+    """The revocations report's filters (no list shows revocations, so it lives here)."""
+
+    since = django_filters.DateFilter(field_name="revoked_at", lookup_expr="date__gte")
+    until = django_filters.DateFilter(field_name="revoked_at", lookup_expr="date__lte")
+    recorded_by = django_filters.CharFilter(field_name="recorded_by__username", label="Recorded by (user name)")
+
+    class Meta:
+        model = m.Revocation
+        fields = ["license_server", "product_version", "key_pack", "license"]
+
+    def search_q(self, value):
+        query = Q(license__machine_id__in=matching_ids(hostname_prefix_ids(value))) | Q(note__icontains=value)
+        number = int_or_none(value)
+        if number is not None:
+            query |= Q(license_id=number) | Q(license__license_id=number) | Q(key_pack__key_pack_id=number)
+        return query
+
+
 class ComplianceReport(Report):
     """Rows from ``licensing.selectors.compliance_rows``: one per license server and product."""
 
@@ -49,7 +70,8 @@ class ComplianceReport(Report):
 
     def rows(self, filters, *, chunk_size: int = CHUNK_SIZE):
         for row in self._rows(filters):
-            values = row.as_dict()
+            values = row.as_dict() | {"revoke_quota_left": row.revoke_quota_left,
+                                      "per_user_over_allocated": row.per_user_over_allocated}
             yield tuple(column.format(values[column.field]) for column in self.columns)
 
 
@@ -65,6 +87,15 @@ def _transfers_of_calls(batch) -> dict[int, str]:
     ):
         covered.setdefault(call_pk, []).append(transfer_pk)
     return {pk: " ".join(str(t) for t in transfer_pks) for pk, transfer_pks in covered.items()}
+
+
+def _recorders_of_revocations(batch) -> dict[int, str]:
+    """Who recorded each revocation of one chunk, or the snapshot that showed it, in one query."""
+    return {
+        pk: username or (f"snapshot #{snapshot}" if snapshot else "")
+        for pk, username, snapshot in m.Revocation.objects.filter(pk__in=[record[0] for record in batch])
+        .values_list("pk", "recorded_by__username", "snapshot_id")
+    }
 
 
 class LicenseReport(Report):
@@ -110,7 +141,7 @@ COMPLIANCE = ComplianceReport(
     name="compliance",
     title="Compliance per license server and product",
     description="Installed, issued and available CALs per license server and product, with temporary CALs "
-    "active and expiring within 14 days.",
+    "active and expiring within 14 days, revoked CALs against their quota, per-user CALs and the shortfall date.",
     page_filters=("license_server", "product_version"),
     filterset_class=ComplianceFilterSet,
     columns=(
@@ -121,6 +152,13 @@ COMPLIANCE = ComplianceReport(
         Column("Available", "available", NUMBER, 10),
         Column("Temporary CALs active", "temporary_active", NUMBER, 12),
         Column("Temporary CALs expiring within 14 days", "temporary_expiring_14d", NUMBER, 14),
+        Column("Revoked", "revoked", NUMBER, 10),
+        Column("Revocation quota", "revoke_quota", NUMBER, 10),
+        Column("Revocation places left", "revoke_quota_left", NUMBER, 12),
+        Column("Per-user installed", "per_user_installed", NUMBER, 10),
+        Column("Per-user issued", "per_user_issued", NUMBER, 10),
+        Column("Per-user over-allocated", "per_user_over_allocated", CHOICE, 12, ((True, "Yes"), (False, "No"))),
+        Column("Shortfall on", "shortfall_on", TEXT, 12),
     ),
 )
 
@@ -162,8 +200,24 @@ DRIFT = Report(
 )
 
 
+REVOCATIONS = Report(
+    name="revocations",
+    title="Revocations",
+    description="CALs revoked in RD Licensing Manager (Windows Server 2008 R2 and later): each with its server, "
+    "product, host and key pack, when it was revoked, until when it holds a place in the revocation quota, and "
+    "who recorded it or the snapshot that showed it.",
+    page_filters=("license_server", "product_version", "since", "until", "recorded_by", "q"),
+    filterset_class=RevocationFilterSet,
+    base_queryset=lambda: m.Revocation.objects.order_by("id"),
+    since_until=("since", "until"),
+    enrich=_recorders_of_revocations,
+    columns=tables.REVOCATIONS.report_columns,
+)
+
+
 REPORTS: dict[str, Report] = {
-    report.name: report for report in (AUDIT_TRAIL, LICENSES, COMPLIANCE, TRANSFERS, REISSUE_REQUESTS, DRIFT)
+    report.name: report
+    for report in (AUDIT_TRAIL, LICENSES, COMPLIANCE, TRANSFERS, REISSUE_REQUESTS, DRIFT, REVOCATIONS)
 }
 
 

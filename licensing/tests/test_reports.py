@@ -17,6 +17,7 @@ from licensing.reports.writers import write_csv
 from licensing.services.imports import license_server_import
 from licensing.services.licenses import license_issue_permanent, license_issue_temporary
 from licensing.services.reissue import reissue_log_call
+from licensing.services.revocations import license_revoke
 from licensing.services.transfers import (
     transfer_approve,
     transfer_confirm_removal,
@@ -101,9 +102,18 @@ def drifted(admin_user):
     return imported
 
 
+@pytest.fixture
+def revoked(admin_user):
+    """A CAL revoked on a Windows Server 2019 license server (rule 12)."""
+    server = LicenseServerFactory(name="TSLS-2019", windows_version=WindowsVersion.WINDOWS_SERVER_2019)
+    pack = KeyPackFactory(license_server=server, product_version=WindowsVersion.WINDOWS_SERVER_2019, total_licenses=10)
+    lic = license_issue_permanent(machine=MachineFactory(hostname="ws-revoked"), key_pack=pack, actor=admin_user)
+    return license_revoke(license=lic, actor=admin_user, note="Reimaged")
+
+
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 @pytest.mark.parametrize("name", list(REPORTS))
-def test_each_report_downloads_with_human_headers(portfolio, drifted, auditor, name, fmt):
+def test_each_report_downloads_with_human_headers(portfolio, drifted, revoked, auditor, name, fmt):
     table = download(client_for(auditor), name, fmt)
     assert table[0] == REPORTS[name].headers
     assert len(table) > 1

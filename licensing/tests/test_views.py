@@ -93,6 +93,8 @@ def test_second_transfer_attempt_shows_the_rule_and_changes_nothing(client, admi
     assert response.status_code == 409
     assert "already has open transfer request" in response.content.decode()
     assert 'class="refusal"' in response.content.decode()
+    # The sentence comes with the rule's stable code, as the API gives it.
+    assert '<code class="refusal-code">transfer_pending</code>' in response.content.decode()
     assert table_state() == before
 
 
@@ -266,10 +268,12 @@ def test_key_pack_detail_counts_and_licenses(client, auditor, key_pack, cal):
 def test_reports_page_lists_every_report_with_filters(client, auditor, requester):
     client.force_login(auditor)
     page = client.get(reverse("reports")).content.decode()
-    for name in ("audit-trail", "licenses", "compliance", "transfers", "reissue-requests"):
+    for name in ("audit-trail", "licenses", "compliance", "transfers", "reissue-requests", "drift", "revocations"):
         assert f'formaction="/api/v1/reports/{name}.csv"' in page
         assert f'formaction="/api/v1/reports/{name}.xlsx"' in page
     assert 'id="id_audit_trail_since"' in page and "exports.js" in page
+    assert '<label for="id_revocations_recorded_by">Recorded by (user name)</label>' in page
+    assert 'type="date" name="since"' in page.split('id="report-revocations"')[1].split("</article>")[0]
     client.force_login(requester)
     page = client.get(reverse("reports")).content.decode()
     assert "does not export reports" in page and "formaction" not in page
