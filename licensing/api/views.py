@@ -4,6 +4,7 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,7 +19,9 @@ from core.api.base import (
     ServiceCrudViewSet,
     conflict,
 )
+from core.api.renderers import FastJSONRenderer
 from core.errors import DomainCode
+from core.pagination import KeysetQuery
 from licensing import filtersets
 from licensing import models as m
 from licensing.api import serializers as s
@@ -132,6 +135,7 @@ class CscContactViewSet(ServiceCrudViewSet):
 )
 class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
     queryset = m.License.objects.select_related("machine")
+    renderer_classes = [FastJSONRenderer, BrowsableAPIRenderer]
     serializer_class = s.LicenseSerializer
     output_serializer_class = s.LicenseSerializer
     filterset_class = filtersets.LicenseFilterSet
@@ -145,7 +149,12 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
         """The assignment browser's hot path: rows come from ``values()`` and are written by
         ``s.license_list_row`` (the same fields and formats as LicenseSerializer; a test compares
         the two), so a page builds no model instances and no serializer field per cell."""
-        rows = self.filter_queryset(self.get_queryset()).values(*s.LICENSE_LIST_COLUMNS)
+        queryset = self.get_queryset()
+        filtered = self.filter_queryset(queryset)
+        if filtered is queryset:  # no filter given: the page's SQL is compiled once per shape
+            rows = KeysetQuery("licenses", queryset, s.LICENSE_LIST_COLUMNS)
+        else:
+            rows = filtered.values(*s.LICENSE_LIST_COLUMNS)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response([s.license_list_row(row) for row in page])
 
