@@ -47,7 +47,8 @@ WMI_TAIL = ('"System.Management.ManagementScope","{path}","System.Management.Obj
 
 
 def env(database: str) -> dict:
-    return os.environ | {
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed
+    return base | {
         "DATABASE_URL": f"{POSTGRES}/{database}",
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",

@@ -59,20 +59,22 @@ class KeysetQuery:
     same statement either way. A filtered list goes through the ORM as usual.
 
     ``key`` names the queryset in the cache: one key, one queryset (same model, columns and
-    base filters) for the life of the process.
+    base filters) for the life of the process. ``row``, if given, makes each page's item from
+    the row's tuple (in ``columns`` order); the paginator reads the cursor's position from it,
+    so it must hold the ordering field by the same name. Without, items are ``values()`` dicts.
     """
 
     _compiled: dict[tuple, tuple[str, list, int | None, dict]] = {}
     _prepared: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # per database connection
     _STAND_IN = -7_346_120_017  # a position no id has; found again among the compiled parameters
 
-    def __init__(self, key: str, queryset, columns: tuple[str, ...], *, ordering=(), position=None):
-        self.key, self.queryset, self.columns = key, queryset, columns
+    def __init__(self, key: str, queryset, columns: tuple[str, ...], *, row=None, ordering=(), position=None):
+        self.key, self.queryset, self.columns, self.row = key, queryset, columns, row
         self.ordering, self.position = tuple(ordering), position
 
     def _with(self, **changes) -> "KeysetQuery":
         state = {"ordering": self.ordering, "position": self.position} | changes
-        return KeysetQuery(self.key, self.queryset, self.columns, **state)
+        return KeysetQuery(self.key, self.queryset, self.columns, row=self.row, **state)
 
     def order_by(self, *ordering) -> "KeysetQuery":
         return self._with(ordering=ordering)
@@ -98,17 +100,19 @@ class KeysetQuery:
             params = [*params]
             params[index] = self.position[2]
         rows = self._fetch(shape, sql, params)
+        if converters:  # the fields' own conversions from the database, as values() applies them
+            converted = []
+            for row in rows:
+                row = list(row)
+                for position, (functions, expression) in converters.items():
+                    for function in functions:
+                        row[position] = function(row[position], expression, connection)
+                converted.append(tuple(row))
+            rows = converted
+        if self.row is not None:
+            return [self.row(row) for row in rows]
         columns = self.columns
-        if not converters:
-            return [dict(zip(columns, row, strict=True)) for row in rows]
-        page = []
-        for row in rows:  # the fields' own conversions from the database, as values() applies them
-            row = list(row)
-            for position, (functions, expression) in converters.items():
-                for function in functions:
-                    row[position] = function(row[position], expression, connection)
-            page.append(dict(zip(columns, row, strict=True)))
-        return page
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
     @classmethod
     def _fetch(cls, shape: tuple, sql: str, params: list) -> list[tuple]:
@@ -136,13 +140,17 @@ class KeysetQuery:
                 return cursor.fetchall()
 
     def _compile(self, offset: int, stop: int) -> tuple[str, list, int | None, dict]:
+        """The page's SQL and parameters, the stand-in position's index among them, and the
+        fields' converters by column."""
         queryset = self.queryset.order_by(*self.ordering)
         if self.position is not None:
             attname, comparison, _ = self.position
             queryset = queryset.filter(**{f"{attname}__{comparison}": self._STAND_IN})
         query = queryset.values(*self.columns)[offset:stop].query
-        if tuple(query.values_select) != tuple(self.columns) or query.extra_select or query.annotation_select:
-            raise ValueError("KeysetQuery reads plain columns, in the order given")
+        if (*query.extra_select, *query.values_select, *query.annotation_select) != tuple(self.columns):
+            # values() would put them back in the order given; a page's rows come as selected.
+            raise ValueError("KeysetQuery's columns must be given in the order SQL selects them: "
+                             "fields first, then annotations")
         compiler = query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
         params = list(params)

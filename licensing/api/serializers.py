@@ -9,6 +9,7 @@ rows; the rules live in the services.
 from datetime import UTC
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import OuterRef, Subquery
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -88,38 +89,53 @@ class LicenseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# The list's columns, the host name last: it is the ``hostname`` annotation of
+# ``license_list_queryset`` (a subquery per listed row, cheaper than a join for a page).
 LICENSE_LIST_COLUMNS = (
-    "id", "license_id", "machine_id", "machine__hostname", "key_pack_id", "license_server_id",
-    "product_version", "kind", "status", "issued_at", "expires_at", "transferred_from_id", "end_reason", "ended_at",
+    "id", "license_id", "machine_id", "key_pack_id", "license_server_id", "product_version", "kind", "status",
+    "issued_at", "expires_at", "transferred_from_id", "end_reason", "ended_at", "hostname",
 )
+
+
+def license_list_queryset():
+    hostname = ClientMachine.objects.filter(pk=OuterRef("machine_id")).values("hostname")
+    return m.License.objects.annotate(hostname=Subquery(hostname))
+
+
 def _datetime(value):
     """DRF's DateTimeField output for a stored (UTC) datetime: ISO 8601, UTC written as Z."""
     if value is None:
         return None
-    text = value.astimezone(UTC).isoformat()
+    if value.tzinfo is not UTC:  # PostgreSQL's rows come in UTC already
+        value = value.astimezone(UTC)
+    text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def license_list_row(row: dict) -> dict:
-    """LicenseSerializer's output for one ``values(*LICENSE_LIST_COLUMNS)`` row."""
+_REVOKED = m.LicenseStatus.REVOKED.value
+
+
+def license_list_row(row: tuple) -> dict:
+    """LicenseSerializer's output for one row of ``LICENSE_LIST_COLUMNS``, in that order."""
+    (pk, license_id, machine_id, key_pack_id, license_server_id, product_version, kind, status,
+     issued_at, expires_at, transferred_from_id, end_reason, ended_at, hostname) = row
     return {
-        "id": row["id"],
-        "license_id": row["license_id"],
-        "machine": row["machine_id"],
-        "hostname": row["machine__hostname"],
-        "key_pack": row["key_pack_id"],
-        "license_server": row["license_server_id"],
-        "product_version": row["product_version"],
-        "kind": row["kind"],
-        "status": row["status"],
-        "issued_at": _datetime(row["issued_at"]),
-        "expires_at": _datetime(row["expires_at"]),
-        "transferred_from": row["transferred_from_id"],
+        "id": pk,
+        "license_id": license_id,
+        "machine": machine_id,
+        "hostname": hostname,
+        "key_pack": key_pack_id,
+        "license_server": license_server_id,
+        "product_version": product_version,
+        "kind": kind,
+        "status": status,
+        "issued_at": _datetime(issued_at),
+        "expires_at": _datetime(expires_at) if expires_at is not None else None,
+        "transferred_from": transferred_from_id,
         "transferable": rules.transferability_reason(
-            kind=row["kind"], status=row["status"], transferred_from_id=row["transferred_from_id"]
-        ) is None,
-        "end_reason": row["end_reason"],
-        "revoked_at": _datetime(row["ended_at"]) if row["status"] == m.LicenseStatus.REVOKED else None,
+            kind=kind, status=status, transferred_from_id=transferred_from_id) is None,
+        "end_reason": end_reason,
+        "revoked_at": _datetime(ended_at) if status == _REVOKED else None,
     }
 
 
