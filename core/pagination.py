@@ -86,7 +86,13 @@ class KeysetQuery:
             raise ValueError(f"KeysetQuery filters on the cursor's position only, not {name}")
         # As the ORM would: a position that is not a value of the field is a ValueError
         # (the paginator's bad cursor), never a database error.
-        value = self.queryset.model._meta.get_field(attname).get_prep_value(value)
+        field = self.queryset.model._meta.get_field(attname)
+        value = field.get_prep_value(value)
+        ranges = connection.ops.integer_field_ranges
+        if isinstance(value, int) and field.get_internal_type() in ranges:
+            low, high = ranges[field.get_internal_type()]
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"{value} is out of the range of {attname}")  # no real cursor holds it
         return self._with(position=(attname, comparison, value))
 
     def __getitem__(self, bounds: slice) -> list[dict]:

@@ -91,9 +91,10 @@ def test_a_connection_that_lost_its_prepared_statements_prepares_them_again(lice
 def test_a_forged_cursor_position_is_a_404_not_a_database_error(licenses, admin_user):
     import base64
 
-    forged = base64.b64encode(b"p=abc").decode()
-    response = api_client(admin_user).get(f"{URL}?cursor={forged}")
-    assert response.status_code == 404
+    for position in (b"abc", b"9" * 40, b"-" + b"9" * 40):
+        forged = base64.b64encode(b"p=" + position).decode()
+        response = api_client(admin_user).get(URL, {"cursor": forged})
+        assert response.status_code == 404, position
 
 
 def test_keyset_query_refuses_what_it_cannot_answer():

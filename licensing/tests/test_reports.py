@@ -266,7 +266,7 @@ def test_copy_writes_the_same_cells_as_the_python_writer(portfolio, tmp_path, na
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
     monkeypatch.setattr(writers, "COPY_CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(writers, "STREAM_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(writers, "STREAM_BLOCK_BYTES", 64 if chunk_rows == 2 else 1 << 20)
     report = REPORTS[name]
     assert report.can_copy(connection)
     with transaction.atomic():
@@ -311,3 +311,47 @@ def test_a_search_that_matches_no_host_gives_a_whole_header_only_csv(portfolio, 
     assert read_table(path.read_bytes(), "csv") == [report.headers]
     # The same search with a host that exists still finds it.
     assert len(download(client_for(admin_user), name, "csv", q="ws-report")) > 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_download_closed_early_cancels_its_copy_and_leaves_the_connection_usable(monkeypatch):
+    import threading
+    import time
+
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    monkeypatch.setattr(writers, "STREAM_BLOCK_BYTES", 16)
+    monkeypatch.setattr(writers, "STREAM_QUEUE_BLOCKS", 1)
+    # About 1.2 GB, more than a minute to write out: only a cancelled COPY ends at once.
+    stream = writers._copy_stream("COPY (SELECT g, repeat('x', 50) FROM generate_series(1, 20000000) g) TO STDOUT")
+    first = next(stream)
+    assert first.startswith(b"1\t")
+    started = time.monotonic()
+    stream.close()  # the client went away
+    assert not [t for t in threading.enumerate() if t.name == "report-copy"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 2")
+        assert cursor.fetchone() == (2,)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_that_fails_fails_the_download():
+    import psycopg2
+
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    with pytest.raises(psycopg2.errors.DivisionByZero):
+        b"".join(writers._copy_stream("COPY (SELECT 1 / (g - 3) FROM generate_series(1, 5) g) TO STDOUT"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 2")
+        assert cursor.fetchone() == (2,)
+
+
+def test_every_formula_trigger_is_below_a_letter():
+    """The SQL neutraliser lets text through at once when its first code point is above 64."""
+    from core.tables import FORMULA_TRIGGERS
+
+    assert max(ord(c) for c in FORMULA_TRIGGERS) < 65
