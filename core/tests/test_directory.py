@@ -294,6 +294,19 @@ def test_moving_a_user_between_groups_changes_the_role_at_the_next_sign_in(direc
     assert api.get("/api/v1/licenses/").status_code == 403
 
 
+def test_a_directory_account_is_locked_out_like_a_local_one(directory, client, settings):
+    # Wrong directory passwords count toward the same lockout, page and token endpoint
+    # together; then even the right password is refused, without asking the directory.
+    for attempt in range(settings.PORTAL_LOGIN_FAILURE_LIMIT - 1):
+        signing_in = page_sign_in if attempt % 2 else (lambda _client, uid, pw: token_sign_in(uid, pw))
+        assert signing_in(client, "ada", "wrong-password").status_code in (200, 400)  # refused, not locked
+    assert page_sign_in(client, "ada", "wrong-password").status_code == 429  # the failure that locks
+    assert page_sign_in(Client(), "ada").status_code == 429
+    assert token_sign_in("ada").status_code == 429
+    assert not get_user_model().objects.filter(username="ada", last_login__isnull=False).exists()
+    assert AuditEvent.objects.filter(action="auth.locked_out", actor="ada").count() <= 1
+
+
 def test_directory_down_local_accounts_work_directory_users_are_told(directory, client, caplog):
     UserFactory(username="break-glass", role=ADMIN)
     assert token_sign_in("ada").status_code == 200  # known to the portal before the outage
