@@ -1,3 +1,4 @@
+import itertools
 import re
 import weakref
 
@@ -46,6 +47,9 @@ class PortalCursorPagination(CursorPagination):
         }
 
 
+_statement_numbers = itertools.count(1)
+
+
 class KeysetQuery:
     """A list's page query, compiled by the ORM once per shape and then run as plain SQL.
 
@@ -54,7 +58,8 @@ class KeysetQuery:
     slice. This object answers them for one fixed, unfiltered queryset: the first time a
     shape is asked for (ordering, comparison, offset, page size) it lets Django compile
     that very query, with a stand-in for the position, and keeps the SQL; afterwards a page
-    is one ``execute`` with the position bound, and rows come back as ``values()`` dicts.
+    is one ``execute`` with the position bound. A process keeps at most one statement per
+    page size (``max_page_size``) and direction.
     Compiling the ORM query is most of an unfiltered list's cost, and the database sees the
     same statement either way. A filtered list goes through the ORM as usual.
 
@@ -132,8 +137,8 @@ class KeysetQuery:
             statements = cls._prepared.setdefault(connection.connection, {})
             for attempt in (1, 2):
                 name = statements.get(shape)
-                if name is None:
-                    name = statements[shape] = f"portal_keyset_{len(statements) + 1}"
+                if name is None:  # a name never used before, so a re-prepare cannot collide
+                    name = statements[shape] = f"portal_keyset_{next(_statement_numbers)}"
                     cursor.execute(f"PREPARE {name} AS {_numbered_placeholders(sql)}")
                 try:
                     cursor.execute(f"EXECUTE {name}" + (f"({', '.join(['%s'] * len(params))})" if params else ""),
