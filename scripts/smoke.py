@@ -152,6 +152,8 @@ def main() -> None:
                      "--schedule", scratch / "beat-schedule", "--pidfile", ""],
         }
         for name, args in commands.items():
+            if not Path(args[0]).exists():
+                fail(f"requirements.txt does not install {Path(args[0]).name}, which the README's {name} runs")
             logs[name] = scratch / f"{name}.log"
             processes[name] = subprocess.Popen(args, cwd=ROOT, env=env, stdout=logs[name].open("w"),
                                                stderr=subprocess.STDOUT, start_new_session=True)
