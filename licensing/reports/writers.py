@@ -101,14 +101,11 @@ def _header_bytes(report: Report) -> bytes:
     return header.getvalue().encode()
 
 
-def _copy_rows(report: Report, filters: Mapping[str, str], target, *, chunk_rows: int | None) -> Iterator[int]:
+def _copy_rows(report: Report, filters: Mapping[str, str], target, *, chunk_rows: int) -> Iterator[int]:
     """PostgreSQL writes the rows into ``target`` itself (``COPY ... TO STDOUT``): the
-    same cells as the Python writer, at the speed of ``psql \\copy``.
-
-    With ``chunk_rows`` it copies that many rows per statement, by ranges of the
-    report's unique ordering key, and yields the running row count after each one,
-    so the caller can report progress or flush a response between statements (the
-    connection is busy during a COPY). Without, one statement copies them all.
+    same cells as the Python writer, ``chunk_rows`` rows per statement, by ranges of the
+    report's unique ordering key, yielding the running row count after each one so that
+    the caller can report progress (a background export's progress bar).
     """
     queryset = report.queryset(filters)
     key = report.key
@@ -117,8 +114,7 @@ def _copy_rows(report: Report, filters: Mapping[str, str], target, *, chunk_rows
     with connection.cursor() as cursor:
         while True:
             chunk = queryset if last is None else queryset.filter(**{f"{key}__gt": last})
-            ends = [] if chunk_rows is None else list(
-                chunk.values_list(key, flat=True)[chunk_rows - 1:chunk_rows])
+            ends = list(chunk.values_list(key, flat=True)[chunk_rows - 1:chunk_rows])
             if ends:
                 chunk = chunk.filter(**{f"{key}__lte": ends[0]})
             select = report.copy_select(chunk, cursor)
@@ -141,10 +137,16 @@ def csv_stream(report: Report, filters: Mapping[str, str]) -> Iterator[bytes]:
             yield block.encode()
         return
     yield _header_bytes(report)
+    statement = _copy_statement(report, filters)
+    if statement is not None:
+        yield from _copy_stream(statement)
+
+
+def _copy_statement(report: Report, filters: Mapping[str, str]) -> str | None:
+    """The whole report's ``COPY ... TO STDOUT``; None when the filters match nothing."""
     with connection.cursor() as cursor:
         select = report.copy_select(report.queryset(filters), cursor)
-    if select is not None:
-        yield from _copy_stream(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)")
+    return None if select is None else f"COPY ({select}) TO STDOUT WITH (FORMAT csv)"
 
 
 class _StreamClosed(Exception):
@@ -236,11 +238,10 @@ def _copy_csv(report: Report, filters: Mapping[str, str], path: Path,
     with open(path, "wb", buffering=COPY_BUFFER_BYTES) as handle:
         handle.write(_header_bytes(report))
         if on_row is None:
-            with connection.cursor() as cursor:
-                select = report.copy_select(report.queryset(filters), cursor)
-            if select is not None:
+            statement = _copy_statement(report, filters)
+            if statement is not None:
                 result: dict = {}
-                for block in _copy_stream(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", result):
+                for block in _copy_stream(statement, result):
                     handle.write(block)
                 written = result["rows"]
             return written
