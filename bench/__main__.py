@@ -458,7 +458,7 @@ def write_report(results: dict) -> str:
         data_line = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in run["data"].items())
         table = ["| | measure | result | target | |", "|---|---|---|---|---|"]
         table += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in summary(run)]
-        lines += [f"### Run {number}: {run['date']}", "",
+        lines += [f"### Run {number}: {run['date']}" + (f", commit {run['commit']}" if run.get("commit") else ""), "",
                   f"{run['machine']}; BENCH_REPEATS={run['repeats']}, gunicorn {run['workers']} workers. "
                   f"Data: {data_line}.", "", *table, ""]
         this_run = "\n".join(table)
@@ -512,7 +512,10 @@ def main():
     log("B5: importing 100,000 licenses vs bulk_create, then 1,000,000 for the memory")
     r5 = b5()
     log(f"B5 ratio {r5['ratio']}, RSS {r5['rss_100k_mb']['max']} / {r5['rss_1m_mb']} MB")
-    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "data": data,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit, "machine": machine(),
+               "data": data,
                "repeats": REPEATS, "workers": WORKERS,
                "queries": queries, "b1": r1, "b2": r2, "b3": r3, "b4": r4, "b5": r5}
     print(write_report(results))
