@@ -148,9 +148,10 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
         return s.LicenseIssueSerializer if self.creating() else s.LicenseSerializer
 
     def list(self, request, *args, **kwargs):
-        """The assignment browser's hot path: rows come from ``values_list()`` and are written by
-        ``s.license_list_row`` (the same fields and formats as LicenseSerializer; a test compares
-        the two), so a page builds no model instances and no serializer field per cell."""
+        """The assignment browser's hot path: rows come as tuples (``KeysetQuery`` when nothing
+        filters, ``values_list()`` otherwise) and are written by ``s.license_list_row`` (the same
+        fields and formats as LicenseSerializer; a test compares the bytes), so a page builds no
+        model instances and no serializer field per cell."""
         queryset = self.list_queryset  # not cloned: KeysetQuery and the FilterSet only clone it
         filtered = self.filter_queryset(queryset)
         if filtered is queryset:  # no filter given: the page's SQL is compiled once per shape
